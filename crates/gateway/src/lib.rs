@@ -1,0 +1,20 @@
+//! The portcullis gateway as a library: one port, the SSH front, the web, the admin socket.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod audit;
+pub mod config;
+pub mod datadir;
+pub mod gateway;
+pub mod listen;
+pub mod policy;
+pub mod secret;
+pub mod shutdown;
+pub mod ssh;
+pub mod store;
+pub mod tls;
+pub mod tunnel;
+pub mod web;
+
+pub use config::Config;
+pub use gateway::Gateway;

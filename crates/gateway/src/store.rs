@@ -1,0 +1,75 @@
+//! Persistent state behind one interface: users, keys, roles, nodes, invites, tokens,
+//! sessions, recordings metadata and the audit index.
+//!
+//! SQL is kept portable (`$N` placeholders, INTEGER times and flags, TEXT JSON) so a
+//! PostgreSQL backend can share it.
+
+mod catalog;
+mod schema;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use catalog::{AuditFilter, AuditIndexEntry, NodeRow, RoleRow};
+pub use users::{KeyRow, UserRow};
+
+/// The gateway's database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating on first start) the database named by `url`, relative to `data_dir`.
+    pub async fn open(url: &str, data_dir: &Path, create: bool) -> anyhow::Result<Store> {
+        let file = url.strip_prefix("sqlite://").context("storage.url must be sqlite://FILE")?;
+        let path = data_dir.join(file);
+        if !create && !path.exists() {
+            anyhow::bail!(
+                "database {} is missing while the data dir's keys exist; restore it from backup (refusing to start empty)",
+                path.display()
+            );
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let store = Store { pool };
+        schema::migrate(&store.pool)
+            .await
+            .with_context(|| format!("database {} is unreadable or corrupt", path.display()))?;
+        Ok(store)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Formats Unix seconds as RFC 3339 (UTC), or `-` for none.
+pub fn rfc3339(secs: Option<i64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)).to_string(),
+    }
+}

@@ -1,0 +1,42 @@
+//! portcullis: an access gateway for GPU clusters, in one binary.
+#![forbid(unsafe_code)]
+
+mod ctl;
+mod paths;
+mod start;
+
+use clap::{Parser, Subcommand};
+
+/// Access gateway for GPU clusters: SSH and web terminals to nodes, recorded and audited, on one port.
+#[derive(Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Start(start::Args),
+    /// Administer a running gateway over its local admin socket.
+    Ctl(ctl::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Start(args) => start::run(args),
+        Command::Ctl(args) => ctl::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

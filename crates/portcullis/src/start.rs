@@ -1,0 +1,51 @@
+//! `portcullis start`: run the gateway.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use portcullis_gateway::Gateway;
+
+use crate::paths::Location;
+
+/// Arguments of `start`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    location: Location,
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.location.config()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let gateway = Gateway::open(config).await?;
+        let (tcp, unix) = gateway.bind().await?;
+        let local = tcp.local_addr()?;
+        let _ = gateway.local_addr.set(local);
+        println!("portcullis listening on {local}");
+        println!("web: {}/", gateway.base_url());
+        println!("ssh: ssh -p {} LOGIN@NODE@{}", local.port(), local.ip());
+        println!("admin socket: {}", gateway.admin_socket().display());
+        if let Some(url) = gateway.setup_url() {
+            println!("first start: set up the admin account within 24h at {url}");
+        }
+        let signals = gateway.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            signals.shutdown();
+        });
+        gateway.run(tcp, unix).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

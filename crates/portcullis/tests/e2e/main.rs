@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `portcullis` binary, the stock OpenSSH client and sshd.
+//! One test binary (ripgrep style); every server listens on 127.0.0.1, port 0.
+
+mod support;
+
+mod admin;
+mod harness;
+mod shared_port;

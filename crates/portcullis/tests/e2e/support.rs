@@ -1,0 +1,31 @@
+//! The test harness every later test uses: a gateway, sshd nodes, ssh clients.
+
+pub mod forward;
+pub mod gateway;
+pub mod sshd;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Makes an Ed25519 key pair at `path` (and `path.pub`) with ssh-keygen.
+pub fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// ssh options for tests: no config, no agent, no known_hosts prompts, no passwords.
+pub fn ssh_base(key: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-F", "/dev/null", "-i"])
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"])
+        .env_remove("SSH_AUTH_SOCK");
+    cmd
+}

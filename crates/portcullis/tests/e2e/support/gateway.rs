@@ -1,0 +1,146 @@
+//! A real gateway process on 127.0.0.1:0 with a temporary data dir, stopped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running gateway.
+pub struct TestGateway {
+    /// Holds the config and the data dir.
+    pub dir: TempDir,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The bound shared port.
+    pub addr: SocketAddr,
+    /// Every line the gateway printed on stdout.
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
+    child: Child,
+}
+
+impl TestGateway {
+    /// Starts a gateway; `listen` is extra lines for the `[listen]` table, `extra` further tables.
+    pub fn start(listen: &str, extra: &str) -> TestGateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("portcullis.toml");
+        let text = format!("data_dir = {data_dir:?}\n[listen]\naddr = \"127.0.0.1:0\"\n{listen}\n{extra}\n");
+        std::fs::write(&config, text).expect("write config");
+        let (child, addr, stdout) = spawn(&config);
+        TestGateway { dir, data_dir, addr, stdout, config, child }
+    }
+
+    /// Stops the gateway (SIGTERM) and starts it again on the same data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, addr, stdout) = spawn(&self.config);
+        self.child = child;
+        self.addr = addr;
+        self.stdout = stdout;
+    }
+
+    /// Stops the gateway with SIGTERM and waits (bounded) for it to exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs `portcullis ctl ARGS` against this gateway.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(BIN).arg("ctl").arg("--data-dir").arg(&self.data_dir).args(args).output().expect("ctl runs")
+    }
+
+    /// Runs `ctl ARGS`, asserting success, and returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.status.success(), "ctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Runs `ctl ARGS --json` and parses the array.
+    pub fn ctl_json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let text = self.ctl_ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("ctl {args:?} --json: {e}: {text}"))
+    }
+
+    /// Audit events of a type, oldest first.
+    pub fn audit(&self, kind: &str) -> Vec<Value> {
+        self.ctl_json(&["audit", "ls", "--type", kind])
+    }
+
+    /// Whether the gateway process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits (bounded) for its "listening on" line.
+fn spawn(config: &std::path::Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(BIN)
+        .args(["start", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,portcullis_gateway=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let seen = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("portcullis listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>().expect("address"));
+            }
+            seen.lock().unwrap().push(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => (child, addr, lines),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("gateway did not start: {status:?}; printed {:?}", lines.lock().unwrap());
+        }
+    }
+}
+
+impl TestGateway {
+    /// Creates a user with roles and a fresh SSH key; returns the private key's path.
+    pub fn user_with_key(&self, name: &str, roles: &str) -> PathBuf {
+        let url = self.ctl_ok(&["users", "add", name, "--roles", roles]);
+        assert!(url.contains("/invite/"), "users add prints an invite URL: {url}");
+        let key = self.dir.path().join(format!("{name}_ed25519"));
+        super::keygen(&key);
+        let pub_path = key.with_extension("pub");
+        self.ctl_ok(&["users", "add-key", name, "--key-file", pub_path.to_str().expect("utf-8 path")]);
+        key
+    }
+}

@@ -1,0 +1,108 @@
+//! A throwaway OpenSSH sshd node on 127.0.0.1 with its own keys and config (never /etc/ssh).
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// sshd from Debian's openssh-server.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// A running sshd.
+pub struct SshdNode {
+    /// Holds keys, config and logs.
+    pub dir: TempDir,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The login it accepts (the user running the tests).
+    pub user: String,
+    /// A client key in its authorized_keys.
+    pub client_key: PathBuf,
+    /// Its host public key (OpenSSH line).
+    pub host_public: String,
+    child: Child,
+}
+
+impl SshdNode {
+    /// Starts sshd; `extra` is appended to its sshd_config (e.g. a TrustedUserCAKeys line).
+    pub fn start(extra: &str) -> SshdNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host_key = dir.path().join("host_ed25519");
+        let client_key = dir.path().join("client_ed25519");
+        super::keygen(&host_key);
+        super::keygen(&client_key);
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::copy(client_key.with_extension("pub"), &authorized).expect("authorized_keys");
+        let host_public = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
+        let user = whoami();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("sshd_config");
+            let text = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+                 StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n\
+                 AcceptEnv LANG LC_*\n{extra}\n",
+                host_key.display(),
+                dir.path().join("sshd.pid").display(),
+                authorized.display(),
+            );
+            std::fs::write(&config, text).expect("sshd_config");
+            let log = std::fs::File::create(dir.path().join("sshd.log")).expect("log");
+            let mut child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("sshd starts (is openssh-server installed? run scripts/install-deps.sh)");
+            if wait_for_banner(port, &mut child) {
+                return SshdNode { dir, port, user, client_key, host_public, child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
+        panic!("sshd did not start: {log}");
+    }
+}
+
+impl Drop for SshdNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id");
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 0").port()
+}
+
+/// Waits up to 10 s for an SSH banner on the port; false if sshd exited (port taken).
+fn wait_for_banner(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4];
+            if stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-" {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
