@@ -131,9 +131,15 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             let token = secret::token();
             let invite_until = expires_at.map_or(now() + INVITE_TTL_SECS, |e| e.min(now() + INVITE_TTL_SECS));
             store.create_invite(&name, &secret::hash(&token), invite_until).await?;
-            let add = audit("user.add").user(Some(&name)).field("roles", roles.join(",")).field("expires", rfc3339(expires_at));
+            let add = audit("user.add")
+                .user(Some(&name))
+                .field("roles", roles.join(","))
+                .field("expires", rfc3339(expires_at));
             gateway.audit.log(add).await?;
-            gateway.audit.log(audit("invite.create").user(Some(&name)).field("expires", rfc3339(Some(invite_until)))).await?;
+            gateway
+                .audit
+                .log(audit("invite.create").user(Some(&name)).field("expires", rfc3339(Some(invite_until))))
+                .await?;
             Ok(Response::text(format!("{}/invite/{token}", gateway.base_url())))
         }
         Request::UsersLs => {
@@ -167,7 +173,10 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
                 bail!("no user {name:?}");
             }
             store.add_key(&name, &fingerprint, &public.to_openssh()?, comment.trim()).await?;
-            gateway.audit.log(audit("user.add_key").user(Some(&name)).field("fingerprint", fingerprint.as_str())).await?;
+            gateway
+                .audit
+                .log(audit("user.add_key").user(Some(&name)).field("fingerprint", fingerprint.as_str()))
+                .await?;
             Ok(Response::text(format!("added key {fingerprint} for {name}")))
         }
         Request::RolesLs => {
@@ -189,10 +198,8 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             if roles.is_empty() {
                 bail!("the file defines no [[role]]");
             }
-            let rows: Vec<(String, String)> = roles
-                .iter()
-                .map(|r| (r.name().to_string(), policy::to_toml(std::slice::from_ref(r))))
-                .collect();
+            let rows: Vec<(String, String)> =
+                roles.iter().map(|r| (r.name().to_string(), policy::to_toml(std::slice::from_ref(r)))).collect();
             store.put_roles(&rows, false).await?;
             let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
             gateway.audit.log(audit("role.apply").field("roles", names.join(","))).await?;
@@ -216,9 +223,23 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
         Request::NodesAdd { name, addr, labels } => {
             validate_name(&name).context("node name")?;
             validate_host_port(&addr).context("--addr")?;
-            let row = NodeRow { name: name.clone(), addr: Some(addr.clone()), labels, host_key: None, source: "admin".into() };
+            let row = NodeRow {
+                name: name.clone(),
+                addr: Some(addr.clone()),
+                labels,
+                host_key: None,
+                source: "admin".into(),
+            };
             store.add_node(&row).await?;
-            gateway.audit.log(audit("node.add").node(Some(&name)).field("addr", addr.as_str()).field("labels", labels_text(&row.labels))).await?;
+            gateway
+                .audit
+                .log(
+                    audit("node.add")
+                        .node(Some(&name))
+                        .field("addr", addr.as_str())
+                        .field("labels", labels_text(&row.labels)),
+                )
+                .await?;
             Ok(Response::text(format!("added node {name}")))
         }
         Request::NodesRm { name } => {
@@ -240,7 +261,8 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
         }
         Request::AuditLs { filter, limit } => {
             let lines = store.query_audit(&filter, limit.unwrap_or(1000).clamp(1, 100_000)).await?;
-            let rows: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l)).collect::<Result<_, _>>()?;
+            let rows: Vec<serde_json::Value> =
+                lines.iter().map(|l| serde_json::from_str(l)).collect::<Result<_, _>>()?;
             Response::table(&["seq", "time", "type", "user", "src_ip", "node", "session_id"], &rows)
         }
         Request::AuditVerify => gateway.audit.verify().await,

@@ -212,9 +212,8 @@ impl RawConfig {
 impl RawListen {
     fn validate(self) -> anyhow::Result<Listen> {
         let addr_text = self.addr.unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let addr: SocketAddr = addr_text
-            .parse()
-            .map_err(|_| anyhow::anyhow!("listen.addr: {addr_text:?} is not an IP:PORT address"))?;
+        let addr: SocketAddr =
+            addr_text.parse().map_err(|_| anyhow::anyhow!("listen.addr: {addr_text:?} is not an IP:PORT address"))?;
         let allow = match self.allow {
             None => vec!["127.0.0.0/8".parse()?, "::1/128".parse()?],
             Some(list) => parse_cidrs("listen.allow", &list)?,
@@ -223,9 +222,7 @@ impl RawListen {
             None | Some("off") => ProxyProtocol::Off,
             Some("optional") => ProxyProtocol::Optional,
             Some("required") => ProxyProtocol::Required,
-            Some(other) => bail!(
-                "listen.proxy_protocol: {other:?} is not one of \"off\", \"optional\", \"required\""
-            ),
+            Some(other) => bail!("listen.proxy_protocol: {other:?} is not one of \"off\", \"optional\", \"required\""),
         };
         let trusted_proxies = match self.trusted_proxies {
             None => Vec::new(),
@@ -240,10 +237,11 @@ impl RawListen {
         }
         let handshake_timeout = match self.handshake_timeout {
             None => std::time::Duration::from_secs(30),
-            Some(text) => humantime::parse_duration(&text)
-                .ok()
-                .filter(|d| !d.is_zero() && d.as_secs() <= 600)
-                .ok_or_else(|| anyhow::anyhow!("listen.handshake_timeout: {text:?} is not a duration from 1s to 10m"))?,
+            Some(text) => {
+                humantime::parse_duration(&text).ok().filter(|d| !d.is_zero() && d.as_secs() <= 600).ok_or_else(
+                    || anyhow::anyhow!("listen.handshake_timeout: {text:?} is not a duration from 1s to 10m"),
+                )?
+            }
         };
         Ok(Listen { addr, allow, proxy_protocol, trusted_proxies, public_addr, handshake_timeout })
     }
@@ -264,9 +262,7 @@ fn parse_cidrs(key: &str, list: &[String]) -> anyhow::Result<Vec<IpNet>> {
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && !name.starts_with(['.', '-']);
     if !ok {
         bail!("{name:?} is not a valid name (1-64 of a-z 0-9 . _ -, not starting with . or -)");
@@ -283,9 +279,8 @@ pub fn validate_host_port(s: &str) -> anyhow::Result<()> {
         bail!("{s:?} is not HOST:PORT");
     };
     let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    let host_ok =
+        !host.is_empty() && host.len() <= 253 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     if !port_ok || !host_ok {
         bail!("{s:?} is not HOST:PORT");
     }

@@ -93,10 +93,8 @@ impl Gateway {
         let mut setup_token = None;
         if data.first_start {
             let roles = policy::builtin_roles();
-            let rows: Vec<(String, String)> = roles
-                .iter()
-                .map(|r| (r.name().to_string(), policy::to_toml(std::slice::from_ref(r))))
-                .collect();
+            let rows: Vec<(String, String)> =
+                roles.iter().map(|r| (r.name().to_string(), policy::to_toml(std::slice::from_ref(r)))).collect();
             store.put_roles(&rows, true).await?;
             store.create_user("admin", &["admin".to_string()], None).await?;
             let token = secret::token();

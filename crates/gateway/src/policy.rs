@@ -5,6 +5,7 @@
 
 mod permission;
 mod role;
+mod role_file;
 #[cfg(test)]
 mod tests;
 
@@ -13,7 +14,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 pub use permission::{Action, Permission, UnknownPermission};
-pub use role::{BUILTIN_ROLES_TOML, Role, builtin_roles, parse_roles_toml, to_toml};
+pub use role::Role;
+pub use role_file::{BUILTIN_ROLES_TOML, builtin_roles, parse_roles_toml, to_toml};
 
 /// A signed-in user with their role names resolved; expired or locked users get none.
 #[derive(Debug, Clone)]
@@ -123,11 +125,8 @@ pub fn authorize(
 ) -> Result<Authorized, Denied> {
     let node = node.ok_or(Denied::NoAccess)?;
     let perm = action.permission();
-    let on_node: Vec<&Role> = identity
-        .roles
-        .iter()
-        .filter(|role| role.applies_from(client) && role.selects(&node.labels))
-        .collect();
+    let on_node: Vec<&Role> =
+        identity.roles.iter().filter(|role| role.applies_from(client) && role.selects(&node.labels)).collect();
     let login = match login {
         Some(login) => login,
         None => on_node
@@ -138,18 +137,11 @@ pub fn authorize(
             .next()
             .ok_or(Denied::NoAccess)?,
     };
-    let reaching: Vec<&Role> = on_node
-        .into_iter()
-        .filter(|role| role.logins().iter().any(|l| l == login))
-        .collect();
+    let reaching: Vec<&Role> = on_node.into_iter().filter(|role| role.logins().iter().any(|l| l == login)).collect();
     if reaching.is_empty() {
         return Err(Denied::NoAccess);
     }
-    let granting: Vec<&Role> = reaching
-        .iter()
-        .copied()
-        .filter(|role| role.allows(perm))
-        .collect();
+    let granting: Vec<&Role> = reaching.iter().copied().filter(|role| role.allows(perm)).collect();
     if granting.is_empty() {
         return Err(Denied::NotPermitted(action));
     }
@@ -194,11 +186,7 @@ pub fn explain(
         return if elsewhere.is_empty() {
             format!("no role of {} selects node {}", identity.user, node.name)
         } else {
-            format!(
-                "roles [{}] select node {} but not from {client}",
-                elsewhere.join(", "),
-                node.name
-            )
+            format!("roles [{}] select node {} but not from {client}", elsewhere.join(", "), node.name)
         };
     }
     let login_text = login.unwrap_or("(default login)");
@@ -224,10 +212,7 @@ pub fn explain(
 
 /// Whether any role applying from `client` grants `perm` (for `recordings.read` and the like).
 pub fn permitted(identity: &Identity, client: IpAddr, perm: Permission) -> bool {
-    identity
-        .roles
-        .iter()
-        .any(|role| role.applies_from(client) && role.allows(perm))
+    identity.roles.iter().any(|role| role.applies_from(client) && role.allows(perm))
 }
 
 /// The nodes a user may open a session on from `client`, each with its logins in preference order.

@@ -5,6 +5,8 @@
 //! client's address, fails exactly like a wrong key. The relay to nodes arrives with the
 //! SSH gateway issue; until then an authenticated session gets a clear message.
 
+mod deadline;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +17,7 @@ use russh::server::{Auth, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use self::deadline::Deadline;
 use crate::audit::Event;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
@@ -68,27 +71,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + gateway.config.listen.handshake_timeout;
-    let authenticated = Arc::new(AtomicBool::new(false));
-    let handler = Front { gateway: gateway.clone(), peer, user: None, authenticated: authenticated.clone() };
-    let running = tokio::time::timeout_at(deadline, russh::server::run_stream(gateway.ssh.clone(), stream, handler))
-        .await
-        .context("SSH version exchange timed out")?
-        .context("SSH handshake")?;
-    let handle = running.handle();
-    let grace = async {
-        tokio::time::sleep_until(deadline).await;
-        if !authenticated.load(Ordering::Relaxed) {
-            tracing::debug!("not authenticated within the handshake timeout: disconnecting");
-            let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, "authentication timed out".into(), "en".into())
-                .await;
-        }
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        result = running => result,
-        _ = grace => unreachable!(),
-    }
+    let (stream, authenticated) = Deadline::new(stream, deadline);
+    let handler = Front { gateway: gateway.clone(), peer, user: None, authenticated };
+    russh::server::run_stream(gateway.ssh.clone(), stream, handler).await.context("SSH handshake")?.await
 }
 
 struct Front {
@@ -181,7 +166,12 @@ impl russh::server::Handler for Front {
         self.not_available(channel, session)
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.not_available(channel, session)
     }
 
@@ -198,9 +188,8 @@ impl russh::server::Handler for Front {
 impl Front {
     fn not_available(&self, channel: ChannelId, session: &mut Session) -> anyhow::Result<()> {
         let user = self.user.as_ref().map_or("?", |u| u.name.as_str());
-        let message = format!(
-            "portcullis: signed in as {user}; sessions to nodes are not available in this version\r\n"
-        );
+        let message =
+            format!("portcullis: signed in as {user}; sessions to nodes are not available in this version\r\n");
         session.channel_success(channel)?;
         session.extended_data(channel, 1, message.into_bytes())?;
         session.exit_status_request(channel, 1)?;

@@ -48,6 +48,9 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open database {}", path.display()))?;
+        // SQLite gives its -wal and -shm files the database file's mode.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
         let store = Store { pool };
         schema::migrate(&store.pool)
             .await

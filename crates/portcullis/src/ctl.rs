@@ -159,7 +159,8 @@ fn request(group: Group) -> anyhow::Result<Request> {
         Group::Users(Users::Lock { name }) => Request::UsersLock { name },
         Group::Users(Users::Unlock { name }) => Request::UsersUnlock { name },
         Group::Users(Users::AddKey { name, key_file }) => {
-            let key = std::fs::read_to_string(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
+            let key =
+                std::fs::read_to_string(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
             Request::UsersAddKey { name, key }
         }
         Group::Roles(Roles::Ls) => Request::RolesLs,
@@ -169,7 +170,9 @@ fn request(group: Group) -> anyhow::Result<Request> {
             Request::RolesApply { toml }
         }
         Group::Nodes(Nodes::Ls) => Request::NodesLs,
-        Group::Nodes(Nodes::Add { name, addr, labels }) => Request::NodesAdd { name, addr, labels: parse_labels(&labels)? },
+        Group::Nodes(Nodes::Add { name, addr, labels }) => {
+            Request::NodesAdd { name, addr, labels: parse_labels(&labels)? }
+        }
         Group::Nodes(Nodes::Rm { name }) => Request::NodesRm { name },
         Group::Ca(Ca::Export { kind }) => Request::CaExport { kind },
         Group::Audit(Audit::Ls { since, kind, user, limit }) => {
@@ -233,11 +236,8 @@ fn print(response: &Response, json: bool) -> anyhow::Result<()> {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    let table: Vec<Vec<String>> = response
-        .rows
-        .iter()
-        .map(|row| response.columns.iter().map(|c| cell(row.get(c))).collect())
-        .collect();
+    let table: Vec<Vec<String>> =
+        response.rows.iter().map(|row| response.columns.iter().map(|c| cell(row.get(c))).collect()).collect();
     let widths: Vec<usize> = response
         .columns
         .iter()

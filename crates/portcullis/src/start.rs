@@ -23,13 +23,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (tcp, unix) = gateway.bind().await?;
         let local = tcp.local_addr()?;
         let _ = gateway.local_addr.set(local);
-        println!("portcullis listening on {local}");
         println!("web: {}/", gateway.base_url());
         println!("ssh: ssh -p {} LOGIN@NODE@{}", local.port(), local.ip());
         println!("admin socket: {}", gateway.admin_socket().display());
         if let Some(url) = gateway.setup_url() {
             println!("first start: set up the admin account within 24h at {url}");
         }
+        // Printed last: scripts and tests wait for this line.
+        println!("portcullis listening on {local}");
         let signals = gateway.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

@@ -146,7 +146,7 @@ mod tests {
         assert!(line.contains(r#""cmd":"users_add""#), "{line}");
         let back: Request = serde_json::from_str(&line).unwrap();
         assert!(matches!(back, Request::UsersAdd { ref name, .. } if name == "v"));
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"users_ls","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"users_rm","name":"a","x":1}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"format_disk"}"#).is_err());
     }
 

@@ -83,10 +83,7 @@ impl FromStr for Permission {
     type Err = UnknownPermission;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPermission(s.to_owned()))
+        Permission::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownPermission(s.to_owned()))
     }
 }
 
@@ -128,14 +125,8 @@ pub enum Action {
 
 impl Action {
     /// Every session action.
-    pub const ALL: [Action; 6] = [
-        Action::Shell,
-        Action::Exec,
-        Action::FileTransfer,
-        Action::PortForward,
-        Action::AgentForward,
-        Action::X11,
-    ];
+    pub const ALL: [Action; 6] =
+        [Action::Shell, Action::Exec, Action::FileTransfer, Action::PortForward, Action::AgentForward, Action::X11];
 
     /// The permission a role must allow for this action.
     pub fn permission(self) -> Permission {

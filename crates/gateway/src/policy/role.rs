@@ -1,4 +1,4 @@
-//! Roles: the TOML an admin writes, checked into a typed [`Role`].
+//! A role: checked from one `[[role]]` table, then matched against nodes and clients.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -9,25 +9,6 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::permission::Permission;
-
-/// The two roles every gateway has from its first start, exactly as DESIGN.md shows them.
-pub const BUILTIN_ROLES_TOML: &str = r#"[[role]]
-name = "restricted-dev"
-nodes = { gpu = "h800" }            # label selector; "*" matches all
-logins = ["vendor"]
-allow = ["shell", "exec", "file_transfer"]
-record = true                       # sessions recorded
-source_cidrs = ["0.0.0.0/0", "::/0"]
-max_session = "8h"
-
-[[role]]
-name = "admin"
-nodes = { "*" = "*" }
-logins = ["root", "ubuntu"]
-allow = ["shell", "exec", "file_transfer", "port_forward", "recordings.read", "audit.read", "sessions.observe", "sessions.kill", "users.manage", "nodes.manage", "roles.manage"]
-record = false
-source_cidrs = ["127.0.0.0/8", "::1/128", "100.64.0.0/10"]
-"#;
 
 /// A checked role: which nodes and logins it reaches, what it allows, and from where.
 ///
@@ -46,18 +27,10 @@ pub struct Role {
     max_session: Option<Duration>,
 }
 
-/// A roles file as written: `[[role]]` tables and nothing else.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    role: Vec<RawRole>,
-}
-
 /// One `[[role]]` table as written, before any checks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRole {
+pub(super) struct RawRole {
     name: String,
     #[serde(default)]
     nodes: BTreeMap<String, String>,
@@ -136,7 +109,7 @@ impl Role {
     }
 
     /// Checks a role as written; errors name the role and the key.
-    fn check(raw: RawRole) -> anyhow::Result<Role> {
+    pub(super) fn check(raw: RawRole) -> anyhow::Result<Role> {
         let name = raw.name;
         if !valid_name(&name) {
             bail!("role {name:?}: name: use one or more of a-z 0-9 _ . -");
@@ -162,9 +135,7 @@ impl Role {
         }
         let mut allow: Vec<Permission> = Vec::new();
         for perm in &raw.allow {
-            let perm: Permission = perm
-                .parse()
-                .map_err(|err| anyhow!("role {name:?}: allow: {err}"))?;
+            let perm: Permission = perm.parse().map_err(|err| anyhow!("role {name:?}: allow: {err}"))?;
             if !allow.contains(&perm) {
                 allow.push(perm);
             }
@@ -172,10 +143,7 @@ impl Role {
         let source_cidrs = raw
             .source_cidrs
             .iter()
-            .map(|text| {
-                parse_net(text)
-                    .ok_or_else(|| anyhow!("role {name:?}: source_cidrs: invalid CIDR {text:?}"))
-            })
+            .map(|text| parse_net(text).ok_or_else(|| anyhow!("role {name:?}: source_cidrs: invalid CIDR {text:?}")))
             .collect::<anyhow::Result<Vec<IpNet>>>()?;
         let max_session = match raw.max_session.as_deref() {
             None => None,
@@ -185,15 +153,7 @@ impl Role {
                 Err(err) => bail!("role {name:?}: max_session: invalid duration {text:?}: {err}"),
             },
         };
-        Ok(Role {
-            name,
-            nodes: raw.nodes,
-            logins,
-            allow,
-            record: raw.record,
-            source_cidrs,
-            max_session,
-        })
+        Ok(Role { name, nodes: raw.nodes, logins, allow, record: raw.record, source_cidrs, max_session })
     }
 }
 
@@ -206,9 +166,7 @@ impl From<&Role> for RawRole {
             allow: role.allow.iter().map(|p| p.as_str().to_owned()).collect(),
             record: role.record,
             source_cidrs: role.source_cidrs.iter().map(IpNet::to_string).collect(),
-            max_session: role
-                .max_session
-                .map(|d| humantime::format_duration(d).to_string()),
+            max_session: role.max_session.map(|d| humantime::format_duration(d).to_string()),
         }
     }
 }
@@ -229,84 +187,31 @@ impl<'de> Deserialize<'de> for Role {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
 fn valid_login(login: &str) -> bool {
     !login.is_empty()
         && !login.starts_with('-')
-        && login
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// A network in CIDR form; a bare address means that one host.
 fn parse_net(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// Parses and checks a roles file (`[[role]]` tables); role names must be unique.
-pub fn parse_roles_toml(text: &str) -> anyhow::Result<Vec<Role>> {
-    let file: RawFile = toml::from_str(text).map_err(|err| match culprit(text) {
-        Some(role) => anyhow!("role {role}: {err}"),
-        None => anyhow!("{err}"),
-    })?;
-    let mut roles: Vec<Role> = Vec::with_capacity(file.role.len());
-    for raw in file.role {
-        let role = Role::check(raw)?;
-        if roles.iter().any(|r| r.name == role.name) {
-            bail!("role {:?}: defined more than once", role.name);
-        }
-        roles.push(role);
-    }
-    Ok(roles)
-}
-
-/// The role whose table broke parsing, so the error names it beside toml's line and column.
-fn culprit(text: &str) -> Option<String> {
-    let table: toml::Table = toml::from_str(text).ok()?;
-    let roles = table.get("role")?.as_array()?;
-    roles.iter().enumerate().find_map(|(i, value)| {
-        let broken = value.clone().try_into::<RawRole>().is_err();
-        broken.then(|| match value.get("name").and_then(|n| n.as_str()) {
-            Some(name) => format!("{name:?}"),
-            None => format!("#{}", i + 1),
-        })
-    })
-}
-
-/// Writes roles as a roles file that [`parse_roles_toml`] reads back equal.
-pub fn to_toml(roles: &[Role]) -> String {
-    let file = RawFile {
-        role: roles.iter().map(RawRole::from).collect(),
-    };
-    // Strings, lists, string maps and bools always have a TOML form.
-    toml::to_string(&file).expect("roles serialize to TOML")
-}
-
-/// The built-in roles, parsed from [`BUILTIN_ROLES_TOML`].
-pub fn builtin_roles() -> Vec<Role> {
-    parse_roles_toml(BUILTIN_ROLES_TOML).expect("built-in roles are valid")
+    text.parse::<IpNet>().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{builtin_roles, parse_roles_toml};
 
     fn net(text: &str) -> IpNet {
         text.parse().unwrap()
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -345,32 +250,6 @@ mod tests {
             },
         ];
         assert_eq!(builtin_roles(), expected);
-    }
-
-    #[test]
-    fn round_trips_through_toml_and_json() {
-        let mut roles = builtin_roles();
-        roles.extend(
-            parse_roles_toml(
-                r#"
-                [[role]]
-                name = "bare"
-
-                [[role]]
-                name = "odd.one_2"
-                nodes = { rack = "*", gpu = "a100" }
-                logins = ["ml-user"]
-                allow = ["x11", "agent_forward"]
-                source_cidrs = ["10.1.2.3", "fd00::/8"]
-                max_session = "1h 30m"
-                "#,
-            )
-            .unwrap(),
-        );
-        let text = to_toml(&roles);
-        assert_eq!(parse_roles_toml(&text).unwrap(), roles, "{text}");
-        let json = serde_json::to_string(&roles).unwrap();
-        assert_eq!(serde_json::from_str::<Vec<Role>>(&json).unwrap(), roles, "{json}");
     }
 
     #[test]
@@ -420,33 +299,5 @@ mod tests {
         for (client, want) in cases {
             assert_eq!(admin.applies_from(client.parse().unwrap()), want, "{client}");
         }
-    }
-
-    #[test]
-    fn bad_roles_are_errors_naming_role_and_key() {
-        let cases = [
-            ("name = \"x\"\ncolour = \"red\"", &["role \"x\"", "colour", "line 3"][..]),
-            ("name = \"x\"\nsource_cidrs = [\"10.0.0.0/33\"]", &["role \"x\"", "source_cidrs", "10.0.0.0/33"]),
-            ("name = \"x\"\nallow = [\"shell\", \"sudo\"]", &["role \"x\"", "allow", "sudo"]),
-            ("name = \"x\"\nmax_session = \"forever\"", &["role \"x\"", "max_session", "forever"]),
-            ("name = \"x\"\nmax_session = \"0s\"", &["role \"x\"", "max_session"]),
-            ("name = \"X y\"", &["role \"X y\"", "name"]),
-            ("name = \"\"", &["name"]),
-            ("name = \"x\"\nlogins = [\"*\"]", &["role \"x\"", "logins", "\"*\""]),
-            ("name = \"x\"\nlogins = [\"-oProxyCommand\"]", &["role \"x\"", "logins"]),
-            ("name = \"x\"\nnodes = { \"*\" = \"h800\" }", &["role \"x\"", "nodes"]),
-            ("name = \"x\"\nrecord = \"yes\"", &["role \"x\"", "record", "line 3"]),
-            ("logins = []", &["role #1", "name"]),
-            ("name = \"x\"\n[[role]]\nname = \"x\"", &["role \"x\"", "more than once"]),
-        ];
-        for (body, needles) in cases {
-            let text = format!("[[role]]\n{body}\n");
-            let err = parse_roles_toml(&text).unwrap_err().to_string();
-            for needle in needles {
-                assert!(err.contains(needle), "{body:?}: {err:?} lacks {needle:?}");
-            }
-        }
-        let err = parse_roles_toml("[[roles]]\nname = \"x\"\n").unwrap_err().to_string();
-        assert!(err.contains("roles"), "{err}");
     }
 }

@@ -10,13 +10,7 @@ fn ip(text: &str) -> IpAddr {
 }
 
 fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
-    NodeInfo {
-        name: name.into(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
+    NodeInfo { name: name.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
 }
 
 /// A user holding the named built-in roles, in that order.
@@ -24,10 +18,7 @@ fn user(roles: &[&str]) -> Identity {
     let builtin = builtin_roles();
     Identity {
         user: "u".into(),
-        roles: roles
-            .iter()
-            .map(|name| builtin.iter().find(|r| r.name() == *name).unwrap().clone())
-            .collect(),
+        roles: roles.iter().map(|name| builtin.iter().find(|r| r.name() == *name).unwrap().clone()).collect(),
     }
 }
 
@@ -101,10 +92,7 @@ fn authorize_table() {
 }
 
 fn custom(text: &str) -> Identity {
-    Identity {
-        user: "u".into(),
-        roles: parse_roles_toml(text).unwrap(),
-    }
+    Identity { user: "u".into(), roles: parse_roles_toml(text).unwrap() }
 }
 
 #[test]
@@ -198,11 +186,7 @@ fn permitted_table() {
 
 #[test]
 fn visible_nodes_table() {
-    let nodes = [
-        node("gpu-01", &[("gpu", "h800")]),
-        node("gpu-02", &[("gpu", "a100")]),
-        node("cpu-01", &[]),
-    ];
+    let nodes = [node("gpu-01", &[("gpu", "h800")]), node("gpu-02", &[("gpu", "a100")]), node("cpu-01", &[])];
     let cases: &[(&[&str], &str, &[(&str, &[&str])])] = &[
         (&["restricted-dev"], OUTSIDE, &[("gpu-01", &["vendor"])]),
         (&["admin"], OUTSIDE, &[]),
@@ -214,7 +198,11 @@ fn visible_nodes_table() {
         (
             &["restricted-dev", "admin"],
             INSIDE,
-            &[("gpu-01", &["vendor", "root", "ubuntu"]), ("gpu-02", &["root", "ubuntu"]), ("cpu-01", &["root", "ubuntu"])],
+            &[
+                ("gpu-01", &["vendor", "root", "ubuntu"]),
+                ("gpu-02", &["root", "ubuntu"]),
+                ("cpu-01", &["root", "ubuntu"]),
+            ],
         ),
         (&["restricted-dev", "admin"], OUTSIDE, &[("gpu-01", &["vendor"])]),
     ];
@@ -223,10 +211,8 @@ fn visible_nodes_table() {
             .into_iter()
             .map(|(n, logins)| (n.name.as_str(), logins))
             .collect();
-        let want: Vec<(&str, Vec<String>)> = want
-            .iter()
-            .map(|(n, logins)| (*n, logins.iter().map(|l| l.to_string()).collect()))
-            .collect();
+        let want: Vec<(&str, Vec<String>)> =
+            want.iter().map(|(n, logins)| (*n, logins.iter().map(|l| l.to_string()).collect())).collect();
         assert_eq!(got, want, "{roles:?} from {client}");
     }
 }
@@ -257,9 +243,21 @@ fn denials_tell_the_user_nothing_but_explain_tells_the_audit() {
     let a100 = node("gpu-02", &[("gpu", "a100")]);
     let cases: &[(Option<&NodeInfo>, Option<&str>, Action, &str, &str)] = &[
         (None, None, Action::Shell, "access denied", "no such node"),
-        (Some(&a100), None, Action::Shell, "access denied", "roles [admin] select node gpu-02 but not from 203.0.113.9"),
+        (
+            Some(&a100),
+            None,
+            Action::Shell,
+            "access denied",
+            "roles [admin] select node gpu-02 but not from 203.0.113.9",
+        ),
         (Some(&h800), Some("root"), Action::Shell, "access denied", "login root is offered by no role"),
-        (Some(&h800), Some("vendor"), Action::PortForward, "port_forward is not permitted", "no role allows port_forward as vendor"),
+        (
+            Some(&h800),
+            Some("vendor"),
+            Action::PortForward,
+            "port_forward is not permitted",
+            "no role allows port_forward as vendor",
+        ),
         (Some(&h800), None, Action::Shell, "", "granted shell as vendor on gpu-01 by roles [restricted-dev]"),
     ];
     for (node, login, action, shown, detail) in cases {

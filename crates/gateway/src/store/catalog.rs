@@ -49,9 +49,8 @@ fn node_row(row: &SqliteRow) -> anyhow::Result<NodeRow> {
 impl Store {
     /// All roles, by name.
     pub async fn list_roles(&self) -> anyhow::Result<Vec<RoleRow>> {
-        let rows = sqlx::query("SELECT name, definition, builtin FROM roles ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT name, definition, builtin FROM roles ORDER BY name").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(RoleRow {

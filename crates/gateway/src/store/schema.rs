@@ -94,9 +94,7 @@ CREATE TABLE settings (
 
 /// Brings the schema up to date.
 pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").execute(pool).await?;
     let row = sqlx::query("SELECT MAX(version) AS v FROM schema_version").fetch_one(pool).await?;
     let current: i64 = row.try_get::<Option<i64>, _>("v")?.unwrap_or(0);
     if current > MIGRATIONS.len() as i64 {
@@ -105,10 +103,7 @@ pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let mut tx = pool.begin().await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-            .bind(i as i64 + 1)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)").bind(i as i64 + 1).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     Ok(())

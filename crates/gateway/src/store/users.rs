@@ -2,8 +2,8 @@
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, now};
 
@@ -60,15 +60,14 @@ fn user_row(row: &SqliteRow) -> anyhow::Result<UserRow> {
 impl Store {
     /// Creates a user; fails if the name is taken.
     pub async fn create_user(&self, name: &str, roles: &[String], expires_at: Option<i64>) -> anyhow::Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO users (name, roles, expires_at, locked, created_at) VALUES ($1, $2, $3, 0, $4)",
-        )
-        .bind(name)
-        .bind(roles.join(","))
-        .bind(expires_at)
-        .bind(now())
-        .execute(&self.pool)
-        .await;
+        let result =
+            sqlx::query("INSERT INTO users (name, roles, expires_at, locked, created_at) VALUES ($1, $2, $3, 0, $4)")
+                .bind(name)
+                .bind(roles.join(","))
+                .bind(expires_at)
+                .bind(now())
+                .execute(&self.pool)
+                .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => bail!("user {name:?} already exists"),
             other => other.map(|_| ()).context("cannot create user"),
@@ -142,12 +141,11 @@ impl Store {
 
     /// Keys of one user.
     pub async fn list_keys(&self, user: &str) -> anyhow::Result<Vec<KeyRow>> {
-        let rows = sqlx::query(
-            "SELECT user_name, fingerprint, comment FROM user_keys WHERE user_name = $1 ORDER BY added_at",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT user_name, fingerprint, comment FROM user_keys WHERE user_name = $1 ORDER BY added_at")
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(KeyRow {
@@ -174,10 +172,7 @@ impl Store {
 
     /// Reads a setting.
     pub async fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 

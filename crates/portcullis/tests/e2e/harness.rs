@@ -1,6 +1,6 @@
 //! The harness itself works: a throwaway sshd serves the stock ssh client.
 
-use crate::support::{sshd::SshdNode, ssh_base};
+use crate::support::{ssh_base, sshd::SshdNode};
 
 #[test]
 fn sshd_node_serves_the_stock_client() {
@@ -13,4 +13,5 @@ fn sshd_node_serves_the_stock_client() {
     assert!(out.status.success(), "ssh failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
     assert!(node.host_public.starts_with("ssh-ed25519 "));
+    assert!(node.dir.path().join("sshd_config").exists());
 }

@@ -51,6 +51,9 @@ impl TestGateway {
 
     /// Stops the gateway with SIGTERM and waits (bounded) for it to exit.
     pub fn stop(&mut self) {
+        if !self.alive() {
+            return;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         for _ in 0..100 {
             if let Ok(Some(_)) = self.child.try_wait() {

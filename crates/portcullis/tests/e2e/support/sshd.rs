@@ -38,6 +38,8 @@ impl SshdNode {
         std::fs::copy(client_key.with_extension("pub"), &authorized).expect("authorized_keys");
         let host_public = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
         let user = whoami();
+        // sshd refuses to start without its privilege-separation directory (made by install-deps.sh too).
+        let _ = std::fs::create_dir_all("/run/sshd");
         for _attempt in 0..5 {
             let port = free_port();
             let config = dir.path().join("sshd_config");
