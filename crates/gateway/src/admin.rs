@@ -4,6 +4,7 @@
 //! owner (the gateway's user) and root may talk to it; every change is audited.
 
 pub mod protocol;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -83,12 +84,20 @@ async fn connection(gateway: Arc<Gateway>, stream: UnixStream, uid: u32) -> anyh
     tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await.context("request timed out")??;
     let response = match serde_json::from_str::<Request>(&line) {
         Err(err) => Response::error(format!("bad request: {err}")),
+        Ok(Request::SessionsWatch { id }) => return stream::watch(&gateway, &id, uid, write).await,
+        Ok(Request::RecordingsGet { id }) => return stream::recording(&gateway, &id, uid, write).await,
         Ok(request) => handle(&gateway, request, uid).await.unwrap_or_else(|err| Response::error(format!("{err:#}"))),
     };
-    let mut out = serde_json::to_vec(&response)?;
+    send(&mut write, &response).await?;
+    write.shutdown().await?;
+    Ok(())
+}
+
+/// Writes one response line.
+async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> anyhow::Result<()> {
+    let mut out = serde_json::to_vec(response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
-    write.shutdown().await?;
     Ok(())
 }
 
@@ -160,7 +169,8 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             if !store.remove_user(&name).await? {
                 bail!("no user {name:?}");
             }
-            gateway.audit.log(audit("user.rm").user(Some(&name))).await?;
+            let ended = gateway.sessions.kill_user(&name);
+            gateway.audit.log(audit("user.rm").user(Some(&name)).field("sessions_ended", ended)).await?;
             Ok(Response::text(format!("removed user {name}")))
         }
         Request::UsersLock { name } => set_locked(gateway, &name, true, &actor).await,
@@ -249,6 +259,44 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             gateway.audit.log(audit("node.rm").node(Some(&name))).await?;
             Ok(Response::text(format!("removed node {name}")))
         }
+        Request::NodesRepin { name } => {
+            if !store.unpin_host_key(&name).await? {
+                bail!("no node {name:?}");
+            }
+            gateway.audit.log(audit("node.repin").node(Some(&name))).await?;
+            Ok(Response::text(format!("node {name}: host key forgotten; the next connection pins the key it presents")))
+        }
+        Request::SessionsLs { active } => {
+            let live: std::collections::HashMap<String, _> =
+                gateway.sessions.list().into_iter().map(|l| (l.row.id.clone(), l)).collect();
+            let rows: Vec<_> = store
+                .list_sessions(1000)
+                .await?
+                .into_iter()
+                .filter(|s| !active || live.contains_key(&s.id))
+                .map(|s| {
+                    let now_live = live.get(&s.id);
+                    serde_json::json!({
+                        "id": s.id, "user": s.user, "node": s.node, "login": s.login, "client": s.client_addr,
+                        "kind": s.kind, "active": now_live.is_some(), "start": rfc3339(Some(s.started_at)),
+                        "end": rfc3339(s.ended_at),
+                        "bytes_out": now_live.map(|l| l.bytes_out.load(std::sync::atomic::Ordering::Relaxed)),
+                    })
+                })
+                .collect();
+            Response::table(&["id", "user", "node", "login", "client", "kind", "active", "start", "end"], &rows)
+        }
+        Request::SessionsKill { id } => {
+            let live = gateway.sessions.get(&id).with_context(|| format!("no live session {id:?}"))?;
+            live.kill();
+            let event = audit("session.kill").session(&id).user(Some(&live.row.user)).node(Some(&live.row.node));
+            gateway.audit.log(event).await?;
+            Ok(Response::text(format!("session {id} ended")))
+        }
+        Request::SessionsWatch { .. } | Request::RecordingsGet { .. } => bail!("streaming request on the wrong path"),
+        Request::RecordingsLs { user, node, since, grep, limit } => {
+            stream::list_recordings(gateway, user, node, since, grep, limit).await
+        }
         Request::CaExport { kind } => {
             let (key, comment) = match kind.as_str() {
                 "user" => (&gateway.data.user_ca, "portcullis-user-ca"),
@@ -274,7 +322,8 @@ async fn set_locked(gateway: &Gateway, name: &str, locked: bool, actor: &str) ->
         bail!("no user {name:?}");
     }
     let kind = if locked { "user.lock" } else { "user.unlock" };
-    gateway.audit.log(Event::new(kind).user(Some(name)).field("actor", actor)).await?;
+    let ended = if locked { gateway.sessions.kill_user(name) } else { 0 };
+    gateway.audit.log(Event::new(kind).user(Some(name)).field("actor", actor).field("sessions_ended", ended)).await?;
     Ok(Response::text(format!("{} user {name}", if locked { "locked" } else { "unlocked" })))
 }
 

@@ -76,6 +76,8 @@ pub struct Recordings {
     pub fail_closed: bool,
     /// Record keystrokes too.
     pub record_input: bool,
+    /// Most output bytes recorded per session; past it only a summary is kept.
+    pub max_bytes: u64,
 }
 
 /// A node declared in the config file.
@@ -134,6 +136,7 @@ struct RawRecordings {
     url: Option<String>,
     fail_closed: Option<bool>,
     record_input: Option<bool>,
+    max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,7 +187,11 @@ impl RawConfig {
             url: self.recordings.url.unwrap_or_else(|| "file://recordings".into()),
             fail_closed: self.recordings.fail_closed.unwrap_or(true),
             record_input: self.recordings.record_input.unwrap_or(false),
+            max_bytes: self.recordings.max_bytes.unwrap_or(64 << 20),
         };
+        if recordings.max_bytes < 4096 {
+            bail!("recordings.max_bytes must be at least 4096");
+        }
         if !recordings.url.starts_with("file://") && !recordings.url.starts_with("s3://") {
             bail!("recordings.url: {:?} must start with file:// or s3://", recordings.url);
         }

@@ -13,6 +13,8 @@ use crate::audit::{Audit, Event};
 use crate::config::Config;
 use crate::datadir::{ADMIN_SOCK, DataDir};
 use crate::policy::{self, Identity, Role};
+use crate::recording::Recorder;
+use crate::sessions::Sessions;
 use crate::shutdown::Shutdown;
 use crate::store::{NodeRow, Store, UserRow};
 use crate::{admin, listen, secret};
@@ -36,6 +38,10 @@ pub struct Gateway {
     pub ssh: Arc<russh::server::Config>,
     /// Counters.
     pub metrics: Metrics,
+    /// Live sessions.
+    pub sessions: Sessions,
+    /// Writes session recordings.
+    pub recorder: Recorder,
     /// Stops every loop.
     pub shutdown: Shutdown,
     /// The address actually bound, once bound.
@@ -90,6 +96,22 @@ impl Gateway {
         let ssh = crate::ssh::server_config(data.host_key.clone());
         let store = Store::open(&config.storage_url, &data.root, data.first_start).await?;
         let audit = Audit::open(data.path("audit"), store.clone()).await?;
+        let recordings_dir = match config.recordings.url.strip_prefix("file://") {
+            Some(dir) => data.root.join(dir),
+            None => {
+                anyhow::bail!("recordings.url {:?}: only file:// is supported by this build", config.recordings.url)
+            }
+        };
+        let recorder =
+            Recorder::new(recordings_dir, store.clone(), config.recordings.max_bytes, config.recordings.record_input)?;
+        let orphaned_recordings = recorder.mark_incomplete_at_start().await?;
+        let orphaned_sessions = store.end_orphaned_sessions().await?;
+        if orphaned_recordings + orphaned_sessions > 0 {
+            let event = Event::new("gateway.recovered")
+                .field("sessions_ended", orphaned_sessions)
+                .field("recordings_incomplete", orphaned_recordings);
+            audit.log(event).await?;
+        }
         let mut setup_token = None;
         if data.first_start {
             let roles = policy::builtin_roles();
@@ -121,6 +143,8 @@ impl Gateway {
             tls,
             ssh,
             metrics: Metrics::default(),
+            sessions: Sessions::default(),
+            recorder,
             shutdown: Shutdown::default(),
             local_addr: OnceLock::new(),
             setup_token,

@@ -1,27 +1,26 @@
 //! The SSH front: users come in here, on the shared port (plain, or inside TLS).
 //!
 //! Users authenticate with a registered public key (passwords are for the web only).
-//! A key whose user is unknown, locked or expired, or none of whose roles apply from the
-//! client's address, fails exactly like a wrong key. The relay to nodes arrives with the
-//! SSH gateway issue; until then an authenticated session gets a clear message.
+//! The SSH user name names the target, `LOGIN@NODE` or `NODE`. A key whose user is
+//! unknown, locked or expired, none of whose roles apply from the client's address, or
+//! who cannot reach that node, fails exactly like a wrong key: no enumeration.
 
 mod deadline;
+mod front;
+mod relay;
+mod session;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use russh::keys::HashAlg;
-use russh::server::{Auth, Msg, Session};
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use russh::{MethodKind, MethodSet};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::deadline::Deadline;
-use crate::audit::Event;
+use self::front::Front;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
-use crate::store::{UserRow, now};
 
 /// The SSH server settings shared by every connection.
 pub fn server_config(host_key: russh::keys::PrivateKey) -> Arc<russh::server::Config> {
@@ -72,131 +71,8 @@ where
 {
     let deadline = tokio::time::Instant::now() + gateway.config.listen.handshake_timeout;
     let (stream, authenticated) = Deadline::new(stream, deadline);
-    let handler = Front { gateway: gateway.clone(), peer, user: None, authenticated };
+    let handler = Front::new(gateway.clone(), peer, authenticated);
     russh::server::run_stream(gateway.ssh.clone(), stream, handler).await.context("SSH handshake")?.await
-}
-
-struct Front {
-    gateway: Arc<Gateway>,
-    peer: Peer,
-    user: Option<UserRow>,
-    authenticated: Arc<AtomicBool>,
-}
-
-impl Front {
-    async fn fail(&self, ssh_user: &str, user: Option<&str>, reason: &str) -> anyhow::Result<Auth> {
-        self.gateway
-            .audit
-            .log(
-                Event::new("user.login_failed")
-                    .user(user)
-                    .src_ip(self.peer.client.ip())
-                    .field("method", "publickey")
-                    .field("ssh_user", ssh_user)
-                    .field("reason", reason),
-            )
-            .await?;
-        Ok(Auth::reject())
-    }
-}
-
-impl russh::server::Handler for Front {
-    type Error = anyhow::Error;
-
-    async fn auth_publickey_offered(
-        &mut self,
-        _ssh_user: &str,
-        offer: russh::server::PublicKeyOffer<'_>,
-    ) -> Result<Auth, Self::Error> {
-        let fingerprint = offer.public_key.fingerprint(HashAlg::Sha256).to_string();
-        Ok(match self.gateway.store.user_by_key(&fingerprint).await? {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
-        })
-    }
-
-    async fn auth_publickey(
-        &mut self,
-        ssh_user: &str,
-        key: russh::server::VerifiedPublicKey<'_>,
-    ) -> Result<Auth, Self::Error> {
-        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
-        let Some(user) = self.gateway.store.user_by_key(&fingerprint).await? else {
-            return self.fail(ssh_user, None, "unknown key").await;
-        };
-        if !user.active_at(now()) {
-            return self.fail(ssh_user, Some(&user.name), "user locked or expired").await;
-        }
-        let identity = self.gateway.identity(&user).await?;
-        let client = self.peer.client.ip();
-        if !identity.roles.iter().any(|role| role.applies_from(client)) {
-            return self.fail(ssh_user, Some(&user.name), "no role applies from this address").await;
-        }
-        if Target::parse(ssh_user).is_none() {
-            return self.fail(ssh_user, Some(&user.name), "malformed target").await;
-        }
-        self.gateway
-            .audit
-            .log(
-                Event::new("user.login")
-                    .user(Some(&user.name))
-                    .src_ip(client)
-                    .field("method", "publickey")
-                    .field("fingerprint", fingerprint.as_str())
-                    .field("ssh_user", ssh_user),
-            )
-            .await?;
-        tracing::Span::current().record("user", user.name.as_str());
-        self.user = Some(user);
-        self.authenticated.store(true, Ordering::Relaxed);
-        Ok(Auth::Accept)
-    }
-
-    async fn channel_open_session(
-        &mut self,
-        _channel: Channel<Msg>,
-        reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        reply.accept().await;
-        Ok(())
-    }
-
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        self.not_available(channel, session)
-    }
-
-    async fn exec_request(
-        &mut self,
-        channel: ChannelId,
-        _data: &[u8],
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.not_available(channel, session)
-    }
-
-    async fn subsystem_request(
-        &mut self,
-        channel: ChannelId,
-        _name: &str,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.not_available(channel, session)
-    }
-}
-
-impl Front {
-    fn not_available(&self, channel: ChannelId, session: &mut Session) -> anyhow::Result<()> {
-        let user = self.user.as_ref().map_or("?", |u| u.name.as_str());
-        let message =
-            format!("portcullis: signed in as {user}; sessions to nodes are not available in this version\r\n");
-        session.channel_success(channel)?;
-        session.extended_data(channel, 1, message.into_bytes())?;
-        session.exit_status_request(channel, 1)?;
-        session.eof(channel)?;
-        session.close(channel)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

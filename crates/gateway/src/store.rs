@@ -5,7 +5,9 @@
 //! PostgreSQL backend can share it.
 
 mod catalog;
+mod recordings;
 mod schema;
+mod sessions;
 mod users;
 
 use std::path::Path;
@@ -17,6 +19,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use catalog::{AuditFilter, AuditIndexEntry, NodeRow, RoleRow};
+pub use recordings::{RecordingEnd, RecordingFilter, RecordingRow};
+pub use sessions::SessionRow;
 pub use users::{KeyRow, UserRow};
 
 /// The gateway's database.

@@ -40,6 +40,12 @@ enum Group {
     /// Nodes.
     #[command(subcommand)]
     Nodes(Nodes),
+    /// Sessions on nodes.
+    #[command(subcommand)]
+    Sessions(Sessions),
+    /// Session recordings.
+    #[command(subcommand)]
+    Recordings(Recordings),
     /// Certificate authorities.
     #[command(subcommand)]
     Ca(Ca),
@@ -103,6 +109,54 @@ enum Nodes {
     },
     /// Remove a node.
     Rm { name: String },
+    /// Forget a node's pinned host key; the next connection pins the key it presents.
+    Repin { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum Sessions {
+    /// List sessions, newest first.
+    Ls {
+        /// Only live sessions.
+        #[arg(long)]
+        active: bool,
+    },
+    /// End a live session; its user sees a generic close.
+    Kill { id: String },
+    /// Show a live session's output here, from its recent screen on; its user is not told.
+    Watch { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum Recordings {
+    /// List recordings, newest first.
+    Ls {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+        /// RFC 3339 time, or a duration ago like 2h.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only recordings whose output contains TEXT.
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Replay a recording in this terminal with its timing.
+    Play {
+        id: String,
+        /// Playback speed factor.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Write a recording's .cast file.
+    Export {
+        id: String,
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,9 +192,32 @@ enum Audit {
 
 /// Sends one request and prints the answer.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let request = request(args.command)?;
     let config = args.location.config()?;
     let socket = config.data_dir.join(ADMIN_SOCK);
+    match args.command {
+        Group::Sessions(Sessions::Watch { id }) => {
+            let mut rest = open_stream(&socket, &Request::SessionsWatch { id })?;
+            std::io::copy(&mut rest, &mut std::io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Group::Recordings(Recordings::Export { id, output }) => {
+            let mut rest = open_stream(&socket, &Request::RecordingsGet { id })?;
+            let mut file =
+                std::fs::File::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
+            std::io::copy(&mut rest, &mut file)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Group::Recordings(Recordings::Play { id, speed }) => {
+            if !(speed > 0.0 && speed.is_finite()) {
+                bail!("--speed must be a positive number");
+            }
+            let rest = open_stream(&socket, &Request::RecordingsGet { id })?;
+            crate::play::play(rest, speed, &mut std::io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let request = request(args.command)?;
     let response = call(&socket, &request)?;
     if !response.ok {
         eprintln!("error: {}", response.error.as_deref().unwrap_or("request failed"));
@@ -174,6 +251,16 @@ fn request(group: Group) -> anyhow::Result<Request> {
             Request::NodesAdd { name, addr, labels: parse_labels(&labels)? }
         }
         Group::Nodes(Nodes::Rm { name }) => Request::NodesRm { name },
+        Group::Nodes(Nodes::Repin { name }) => Request::NodesRepin { name },
+        Group::Sessions(Sessions::Ls { active }) => Request::SessionsLs { active },
+        Group::Sessions(Sessions::Kill { id }) => Request::SessionsKill { id },
+        Group::Recordings(Recordings::Ls { user, node, since, grep, limit }) => {
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            Request::RecordingsLs { user, node, since, grep, limit }
+        }
+        Group::Sessions(Sessions::Watch { .. }) | Group::Recordings(_) => {
+            unreachable!("streaming commands return earlier")
+        }
         Group::Ca(Ca::Export { kind }) => Request::CaExport { kind },
         Group::Audit(Audit::Ls { since, kind, user, limit }) => {
             let since = since.map(|s| parse_since(&s)).transpose()?;
@@ -206,16 +293,36 @@ fn parse_since(text: &str) -> anyhow::Result<String> {
 }
 
 fn call(socket: &std::path::Path, request: &Request) -> anyhow::Result<Response> {
+    let (response, _) = exchange(socket, request, Some(Duration::from_secs(60)))?;
+    Ok(response)
+}
+
+/// Sends a request whose answer is followed by a byte stream; fails on an error answer.
+fn open_stream(socket: &std::path::Path, request: &Request) -> anyhow::Result<BufReader<UnixStream>> {
+    let (response, rest) = exchange(socket, request, None)?;
+    if !response.ok {
+        bail!("{}", response.error.unwrap_or_else(|| "request failed".into()));
+    }
+    Ok(rest)
+}
+
+fn exchange(
+    socket: &std::path::Path,
+    request: &Request,
+    timeout: Option<Duration>,
+) -> anyhow::Result<(Response, BufReader<UnixStream>)> {
     let mut stream = UnixStream::connect(socket).with_context(|| {
         format!("cannot reach the gateway at {} (is it running, and is this its data dir?)", socket.display())
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_read_timeout(timeout)?;
     let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
     stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).context("no answer from the gateway")?;
-    serde_json::from_str(&answer).context("unreadable answer from the gateway")
+    reader.read_line(&mut answer).context("no answer from the gateway")?;
+    let response = serde_json::from_str(&answer).context("unreadable answer from the gateway")?;
+    Ok((response, reader))
 }
 
 fn print(response: &Response, json: bool) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 mod ctl;
 mod paths;
+mod play;
 mod start;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,8 @@
 //! portcullis wire formats: pure data and functions over bytes, no I/O.
 #![forbid(unsafe_code)]
 
+pub mod asciicast;
 pub mod audit;
 pub mod proxy_header;
+pub mod sftp;
 pub mod sniff;

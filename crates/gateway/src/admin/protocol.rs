@@ -76,6 +76,44 @@ pub enum Request {
         /// Node name.
         name: String,
     },
+    /// Forget a node's pinned host key; the next contact pins anew.
+    NodesRepin {
+        /// Node name.
+        name: String,
+    },
+    /// List sessions (newest first).
+    SessionsLs {
+        /// Only live ones.
+        active: bool,
+    },
+    /// End a live session; its user sees a generic close.
+    SessionsKill {
+        /// Session id.
+        id: String,
+    },
+    /// Stream a live session's output (after the response line, raw bytes until it ends).
+    SessionsWatch {
+        /// Session id.
+        id: String,
+    },
+    /// List recordings.
+    RecordingsLs {
+        /// Only this user's.
+        user: Option<String>,
+        /// Only this node's.
+        node: Option<String>,
+        /// Only those started at or after this RFC 3339 time.
+        since: Option<String>,
+        /// Only those whose output contains this text (ANSI stripped).
+        grep: Option<String>,
+        /// Most rows.
+        limit: Option<i64>,
+    },
+    /// Stream a recording's .cast file (after the response line, raw bytes).
+    RecordingsGet {
+        /// Recording id.
+        id: String,
+    },
     /// Print a CA public key in OpenSSH form.
     CaExport {
         /// `user` or `host`.

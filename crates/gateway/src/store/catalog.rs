@@ -138,6 +138,23 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Pins a node's host key if none is pinned yet; false if one already was.
+    pub async fn pin_host_key(&self, name: &str, key: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE nodes SET host_key = $1 WHERE name = $2 AND host_key IS NULL")
+            .bind(key)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets a node's pinned host key so the next contact pins anew; false if no such node.
+    pub async fn unpin_host_key(&self, name: &str) -> anyhow::Result<bool> {
+        let done =
+            sqlx::query("UPDATE nodes SET host_key = NULL WHERE name = $1").bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Indexes one audit event (its full line is kept too).
     pub async fn index_audit(&self, entry: &AuditIndexEntry<'_>) -> anyhow::Result<()> {
         sqlx::query(

@@ -3,7 +3,8 @@
 use sqlx::{Row, SqlitePool};
 
 /// Each entry is applied once, in order, inside a transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
     roles TEXT NOT NULL,
@@ -90,7 +91,12 @@ CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE recordings ADD COLUMN capped_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recordings ADD COLUMN replaced_bytes INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Brings the schema up to date.
 pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {

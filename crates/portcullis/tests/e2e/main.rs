@@ -5,4 +5,6 @@ mod support;
 
 mod admin;
 mod harness;
+mod recording;
+mod relay;
 mod shared_port;

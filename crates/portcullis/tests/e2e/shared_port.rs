@@ -10,6 +10,7 @@ use portcullis_proto::proxy_header::{encode_v1, encode_v2};
 
 use crate::support::forward::ProxyForwarder;
 use crate::support::gateway::TestGateway;
+use crate::support::lab::Lab;
 use crate::support::ssh_base;
 
 fn keyscan(addr: SocketAddr) -> String {
@@ -109,18 +110,20 @@ async fn tls_with_alpn_routes_web_agent_and_ssh() {
 
 #[test]
 fn stock_ssh_client_works_inside_tls() {
-    let gw = TestGateway::start("", "");
-    let key = gw.user_with_key("alice", "admin");
+    let lab = Lab::start("", "");
     let proxy = format!(
-        "ProxyCommand=openssl s_client -quiet -verify_quiet -alpn portcullis-ssh/1 -CAfile {} -connect {}",
-        gw.data_dir.join("tls_cert.pem").display(),
-        gw.addr
+        "ProxyCommand=openssl s_client -quiet -verify_quiet -verify_return_error -alpn portcullis-ssh/1 -CAfile {} -connect {}",
+        lab.gw.data_dir.join("tls_cert.pem").display(),
+        lab.gw.addr
     );
-    let out = ssh_base(&key, gw.addr.port()).args(["-o", &proxy]).arg("gpu-01@127.0.0.1").arg("true").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("signed in as alice"), "{stderr}");
-    let logins = gw.audit("user.login");
-    assert_eq!(logins.len(), 1, "{logins:?}");
+    let out = lab
+        .ssh(&lab.ops_key, &lab.target("gpu-01"))
+        .args(["-o", &proxy])
+        .arg("echo via-$((1+1))-tls")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-2-tls\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lab.gw.audit("user.login").len(), 1);
 }
 
 #[test]
@@ -160,6 +163,8 @@ source_cidrs = ["203.0.113.0/24", "2001:db8::/32"]
     )
     .unwrap();
     gw.ctl_ok(&["roles", "apply", roles.to_str().unwrap()]);
+    // A node nothing listens for: signing in works, the session then reports the node unreachable.
+    gw.ctl_ok(&["nodes", "add", "gpu-01", "--addr", "127.0.0.1:9"]);
     let key = gw.user_with_key("carol", "remote-ops");
     let dst: SocketAddr = gw.addr;
     let cases = [
@@ -171,7 +176,7 @@ source_cidrs = ["203.0.113.0/24", "2001:db8::/32"]
         let fwd = ProxyForwarder::start(gw.addr, header, 1);
         let out = ssh_base(&key, fwd.addr.port()).arg("gpu-01@127.0.0.1").arg("true").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("signed in as carol"), "via PROXY from {declared}: {stderr}");
+        assert!(stderr.contains("node cannot be reached"), "via PROXY from {declared}: {stderr}");
         let logins = gw.audit("user.login");
         assert_eq!(logins.last().unwrap()["src_ip"], declared, "{logins:?}");
     }

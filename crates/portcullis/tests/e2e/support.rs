@@ -2,6 +2,7 @@
 
 pub mod forward;
 pub mod gateway;
+pub mod lab;
 pub mod sshd;
 
 use std::path::Path;

@@ -65,6 +65,20 @@ impl TestGateway {
         let _ = self.child.wait();
     }
 
+    /// Kills the gateway with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the gateway again on the same data dir after a stop or a crash.
+    pub fn start_again(&mut self) {
+        let (child, addr, stdout) = spawn(&self.config);
+        self.child = child;
+        self.addr = addr;
+        self.stdout = stdout;
+    }
+
     /// Runs `portcullis ctl ARGS` against this gateway.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(BIN).arg("ctl").arg("--data-dir").arg(&self.data_dir).args(args).output().expect("ctl runs")

@@ -23,6 +23,7 @@ pub struct SshdNode {
     pub client_key: PathBuf,
     /// Its host public key (OpenSSH line).
     pub host_public: String,
+    extra: String,
     child: Child,
 }
 
@@ -42,36 +43,73 @@ impl SshdNode {
         let _ = std::fs::create_dir_all("/run/sshd");
         for _attempt in 0..5 {
             let port = free_port();
-            let config = dir.path().join("sshd_config");
-            let text = format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-                 StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n\
-                 AcceptEnv LANG LC_*\n{extra}\n",
-                host_key.display(),
-                dir.path().join("sshd.pid").display(),
-                authorized.display(),
-            );
-            std::fs::write(&config, text).expect("sshd_config");
-            let log = std::fs::File::create(dir.path().join("sshd.log")).expect("log");
-            let mut child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("sshd starts (is openssh-server installed? run scripts/install-deps.sh)");
-            if wait_for_banner(port, &mut child) {
-                return SshdNode { dir, port, user, client_key, host_public, child };
+            if let Some(child) = launch(dir.path(), port, extra) {
+                let extra = extra.to_string();
+                return SshdNode { dir, port, user, client_key, host_public, extra, child };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
         panic!("sshd did not start: {log}");
     }
+
+    /// Stops sshd, makes it a new host key, and starts it again on the same port.
+    pub fn restart_with_new_host_key(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let host_key = self.dir.path().join("host_ed25519");
+        let _ = std::fs::remove_file(&host_key);
+        let _ = std::fs::remove_file(host_key.with_extension("pub"));
+        super::keygen(&host_key);
+        self.host_public = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
+        for _attempt in 0..50 {
+            if let Some(child) = launch(self.dir.path(), self.port, &self.extra) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("sshd did not restart on port {}", self.port);
+    }
+
+    /// Kills sshd (and so every session it serves).
+    pub fn kill(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts sshd with the config in `dir` on `port`; `None` if it did not come up.
+fn launch(dir: &std::path::Path, port: u16, extra: &str) -> Option<Child> {
+    let host_key = dir.join("host_ed25519");
+    let authorized = dir.join("authorized_keys");
+    let config = dir.join("sshd_config");
+    let text = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+         StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n\
+         AcceptEnv LANG LC_*\n{extra}\n",
+        host_key.display(),
+        dir.join("sshd.pid").display(),
+        authorized.display(),
+    );
+    std::fs::write(&config, text).expect("sshd_config");
+    let log = std::fs::File::create(dir.join("sshd.log")).expect("log");
+    let mut child = Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("sshd starts (is openssh-server installed? run scripts/install-deps.sh)");
+    if wait_for_banner(port, &mut child) {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for SshdNode {

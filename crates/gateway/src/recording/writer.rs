@@ -1,0 +1,245 @@
+//! The file side of a recording: coalescing the relay's chunks into asciicast events,
+//! buffering them and writing them out at least every second.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use portcullis_proto::asciicast::{EventKind, Header, Utf8Decoder, event_line, resize_data};
+
+/// Output arriving this soon after the previous chunk joins its event.
+const GAP: Duration = Duration::from_millis(10);
+/// An event spans at most this long, so a steady trickle still plays back in time.
+const SPAN: Duration = Duration::from_millis(100);
+/// An event holds at most this much text.
+const EVENT_MAX: usize = 16 * 1024;
+/// Buffered lines are written once they reach this size, or at the next tick.
+const BUFFER_MAX: usize = 64 * 1024;
+/// Lines are written at least this often, even without ticks.
+const WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// What a recording saw, for its metadata row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Output bytes seen.
+    pub output_bytes: u64,
+    /// Output bytes past the cap, not recorded.
+    pub capped_bytes: u64,
+    /// Output bytes recorded as U+FFFD.
+    pub replaced_bytes: u64,
+}
+
+/// Output not yet written as an event.
+struct Pending {
+    text: String,
+    raw: u64,
+    first: Instant,
+    last: Instant,
+}
+
+/// An asciicast file being written.
+pub struct CastWriter {
+    file: File,
+    started: Instant,
+    cap_bytes: u64,
+    record_input: bool,
+    output: Utf8Decoder,
+    input: Utf8Decoder,
+    pending: Option<Pending>,
+    buffer: Vec<u8>,
+    /// Bytes in the file plus the buffer.
+    size: u64,
+    last_write: Instant,
+    capped: bool,
+    totals: Totals,
+    /// The first write error; every later call fails with it.
+    failed: Option<String>,
+}
+
+impl CastWriter {
+    /// Takes an empty file opened for writing; times count from `started`.
+    pub fn new(file: File, started: Instant, cap_bytes: u64, record_input: bool) -> CastWriter {
+        CastWriter {
+            file,
+            started,
+            cap_bytes,
+            record_input,
+            output: Utf8Decoder::new(),
+            input: Utf8Decoder::new(),
+            pending: None,
+            buffer: Vec::with_capacity(BUFFER_MAX + EVENT_MAX),
+            size: 0,
+            last_write: started,
+            capped: false,
+            totals: Totals::default(),
+            failed: None,
+        }
+    }
+
+    /// Writes the header line at once, so the file is a valid recording from the start.
+    pub fn header(&mut self, header: &Header, now: Instant) -> io::Result<()> {
+        let mut line = header.to_line();
+        line.push('\n');
+        self.size += line.len() as u64;
+        self.buffer.extend_from_slice(line.as_bytes());
+        self.write_out(now)
+    }
+
+    /// Output bytes seen at `now`.
+    pub fn output(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+        self.check()?;
+        self.totals.output_bytes += bytes.len() as u64;
+        if self.capped {
+            self.totals.capped_bytes += bytes.len() as u64;
+            return Ok(());
+        }
+        if self.pending.as_ref().is_some_and(|p| since(p.last, now) >= GAP || since(p.first, now) >= SPAN) {
+            self.emit_pending()?;
+        }
+        let text = self.output.push(bytes);
+        let pending =
+            self.pending.get_or_insert_with(|| Pending { text: String::new(), raw: 0, first: now, last: now });
+        pending.text.push_str(&text);
+        pending.raw += bytes.len() as u64;
+        pending.last = now;
+        if pending.text.len() >= EVENT_MAX {
+            self.emit_pending()?;
+        }
+        self.write_if_due(now)
+    }
+
+    /// Input bytes seen at `now`; ignored unless input is recorded.
+    pub fn input(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+        self.check()?;
+        if !self.record_input || self.capped {
+            return Ok(());
+        }
+        self.emit_pending()?;
+        let text = self.input.push(bytes);
+        if !text.is_empty() {
+            self.emit(now, EventKind::Input, &text)?;
+        }
+        self.write_if_due(now)
+    }
+
+    /// A terminal resize at `now`.
+    pub fn resize(&mut self, cols: u16, rows: u16, now: Instant) -> io::Result<()> {
+        self.check()?;
+        if self.capped {
+            return Ok(());
+        }
+        self.emit_pending()?;
+        self.emit(now, EventKind::Resize, &resize_data(cols, rows))?;
+        self.write_if_due(now)
+    }
+
+    /// Writes out everything seen so far (no fsync).
+    pub fn tick(&mut self, now: Instant) -> io::Result<()> {
+        self.check()?;
+        self.emit_pending()?;
+        self.write_out(now)
+    }
+
+    /// Writes the rest, notes a cap in the file, and syncs it to disk.
+    pub fn finish(&mut self, now: Instant) -> io::Result<Totals> {
+        self.check()?;
+        self.emit_pending()?;
+        let rest = self.output.finish();
+        if !rest.is_empty() && !self.capped {
+            self.emit(now, EventKind::Output, &rest)?;
+        }
+        self.totals.replaced_bytes = self.output.replaced_bytes();
+        if self.capped {
+            // Only ever in the file: the recorded user sees nothing of it.
+            let note = format!(
+                "\r\n[portcullis: recording capped at {} bytes; {} further bytes of output not recorded]\r\n",
+                self.cap_bytes, self.totals.capped_bytes
+            );
+            self.push_line(now, EventKind::Output, &note);
+        }
+        self.write_out(now)?;
+        self.file.sync_all().inspect_err(|e| self.failed = Some(e.to_string()))?;
+        Ok(self.totals)
+    }
+
+    /// What was seen so far.
+    pub fn totals(&self) -> Totals {
+        Totals { replaced_bytes: self.output.replaced_bytes(), ..self.totals }
+    }
+
+    /// Writes what is buffered, if nothing failed yet; for a recording dropped unfinished.
+    pub fn salvage(&mut self, now: Instant) {
+        if self.failed.is_none() {
+            let _ = self.emit_pending().and_then(|()| self.write_out(now));
+        }
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(e) => Err(io::Error::other(format!("recording failed earlier: {e}"))),
+        }
+    }
+
+    fn emit_pending(&mut self) -> io::Result<()> {
+        let Some(pending) = self.pending.take() else { return Ok(()) };
+        if pending.text.is_empty() {
+            return Ok(());
+        }
+        self.emit(pending.first, EventKind::Output, &pending.text)?;
+        if self.capped {
+            self.totals.capped_bytes += pending.raw;
+        }
+        Ok(())
+    }
+
+    /// Buffers one event, or starts capping if it would take the file past the cap.
+    fn emit(&mut self, at: Instant, kind: EventKind, data: &str) -> io::Result<()> {
+        let line = self.line(at, kind, data);
+        if self.size + line.len() as u64 > self.cap_bytes {
+            self.capped = true;
+            return Ok(());
+        }
+        self.size += line.len() as u64;
+        self.buffer.extend_from_slice(line.as_bytes());
+        if self.buffer.len() >= BUFFER_MAX {
+            self.write_out(at)?;
+        }
+        Ok(())
+    }
+
+    /// Buffers one event regardless of the cap.
+    fn push_line(&mut self, at: Instant, kind: EventKind, data: &str) {
+        let line = self.line(at, kind, data);
+        self.size += line.len() as u64;
+        self.buffer.extend_from_slice(line.as_bytes());
+    }
+
+    fn line(&self, at: Instant, kind: EventKind, data: &str) -> String {
+        let mut line = event_line(since(self.started, at).as_secs_f64(), kind, data);
+        line.push('\n');
+        line
+    }
+
+    fn write_if_due(&mut self, now: Instant) -> io::Result<()> {
+        if since(self.last_write, now) >= WRITE_EVERY {
+            self.emit_pending()?;
+            self.write_out(now)?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self, now: Instant) -> io::Result<()> {
+        self.last_write = self.last_write.max(now);
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(&self.buffer);
+        self.buffer.clear();
+        result.inspect_err(|e| self.failed = Some(e.to_string()))
+    }
+}
+
+fn since(earlier: Instant, now: Instant) -> Duration {
+    now.saturating_duration_since(earlier)
+}

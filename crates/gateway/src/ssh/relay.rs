@@ -1,0 +1,240 @@
+//! The relay: user channel ⇄ node channel, with the recorder and the SFTP watcher as taps.
+//!
+//! The two directions run as independent pumps so a full window one way never stalls
+//! the other. Each pump awaits the far side's window before reading more, and russh's
+//! channel buffers are bounded, so memory per session stays bounded whatever the two
+//! sides' speeds.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis_proto::sftp::{FileEvent, SftpWatcher};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client, server};
+
+use crate::audit::Event;
+use crate::gateway::Gateway;
+use crate::recording::Recording;
+use crate::sessions::Live;
+
+/// The one message a user sees when the gateway ends their session.
+pub const CLOSED_BY_GATEWAY: &[u8] = b"\r\nsession closed by gateway\r\n";
+/// How often the recording is flushed to disk.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What the relay needs besides the two channels.
+pub struct Relay {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The live session (watchers, kill).
+    pub live: Arc<Live>,
+    /// The recording, when the session is recorded.
+    pub recording: Option<Recording>,
+    /// Present for the sftp subsystem.
+    pub sftp: Option<SftpWatcher>,
+    /// The user side's server handle (for exit signals).
+    pub user_handle: server::Handle,
+    /// Longest the session may last.
+    pub max_session: Option<Duration>,
+}
+
+/// How the session ended.
+#[derive(Default)]
+pub struct Outcome {
+    /// Exit status the node reported.
+    pub exit_status: Option<u32>,
+    /// Exit signal the node reported.
+    pub exit_signal: Option<String>,
+    /// Why the gateway ended it, if it did.
+    pub ended_by_gateway: Option<&'static str>,
+    /// The recording, to be finished by the caller.
+    pub recording: Option<Recording>,
+    /// Whether writing the recording failed.
+    pub recording_failed: bool,
+}
+
+struct Taps {
+    recording: Option<Recording>,
+    recording_failed: bool,
+    sftp: Option<SftpWatcher>,
+}
+
+/// Runs the session until either side closes, the gateway kills it, or it times out.
+pub async fn run(
+    relay: Relay,
+    user: (ChannelReadHalf, ChannelWriteHalf<server::Msg>),
+    node: (ChannelReadHalf, ChannelWriteHalf<client::Msg>),
+) -> Outcome {
+    let (mut user_rx, user_tx) = user;
+    let (mut node_rx, node_tx) = node;
+    let user_id = user_tx.id();
+    let fail_closed = relay.gateway.config.recordings.fail_closed;
+    let taps = Arc::new(Mutex::new(Taps { recording: relay.recording, recording_failed: false, sftp: relay.sftp }));
+    let gateway = relay.gateway.clone();
+    let live = relay.live.clone();
+
+    let mut outcome = {
+        let up = {
+            let taps = taps.clone();
+            let gateway = gateway.clone();
+            let live = live.clone();
+            async move {
+                while let Some(msg) = user_rx.wait().await {
+                    let sent = match msg {
+                        ChannelMsg::Data { data } => {
+                            live.input(data.len());
+                            let events = tap(&taps, |t| {
+                                if let Some(r) = t.recording.as_mut() {
+                                    t.recording_failed |= r.input(&data).is_err();
+                                }
+                                t.sftp.as_mut().map(|s| s.client_bytes(&data)).unwrap_or_default()
+                            });
+                            audit_files(&gateway, &live, events).await;
+                            node_tx.data_bytes(data).await
+                        }
+                        ChannelMsg::Eof => node_tx.eof().await,
+                        ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height } => {
+                            tap(&taps, |t| {
+                                if let Some(r) = t.recording.as_mut() {
+                                    t.recording_failed |= r.resize(col_width as u16, row_height as u16).is_err();
+                                }
+                            });
+                            node_tx.window_change(col_width, row_height, pix_width, pix_height).await
+                        }
+                        ChannelMsg::Signal { signal } => node_tx.signal(signal).await,
+                        ChannelMsg::Close => break,
+                        _ => Ok(()),
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                let _ = node_tx.close().await;
+            }
+        };
+
+        let down = {
+            let taps = taps.clone();
+            let gateway = gateway.clone();
+            let live = live.clone();
+            let user_tx = &user_tx;
+            async move {
+                let mut outcome = Outcome::default();
+                while let Some(msg) = node_rx.wait().await {
+                    let sent = match msg {
+                        ChannelMsg::Data { data } => {
+                            live.output(&data);
+                            let events = tap(&taps, |t| {
+                                if let Some(r) = t.recording.as_mut() {
+                                    t.recording_failed |= r.output(&data).is_err();
+                                }
+                                t.sftp.as_mut().map(|s| s.server_bytes(&data)).unwrap_or_default()
+                            });
+                            audit_files(&gateway, &live, events).await;
+                            user_tx.data_bytes(data).await
+                        }
+                        ChannelMsg::ExtendedData { data, ext } => {
+                            live.output(&data);
+                            tap(&taps, |t| {
+                                if let Some(r) = t.recording.as_mut() {
+                                    t.recording_failed |= r.output(&data).is_err();
+                                }
+                            });
+                            user_tx.extended_data_bytes(ext, data).await
+                        }
+                        ChannelMsg::Eof => user_tx.eof().await,
+                        ChannelMsg::ExitStatus { exit_status } => {
+                            outcome.exit_status = Some(exit_status);
+                            user_tx.exit_status(exit_status).await
+                        }
+                        ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag } => {
+                            outcome.exit_signal = Some(format!("{signal_name:?}"));
+                            let handle = &relay.user_handle;
+                            let _ = handle
+                                .exit_signal_request(user_id, signal_name, core_dumped, error_message, lang_tag)
+                                .await;
+                            Ok(())
+                        }
+                        ChannelMsg::Close => break,
+                        _ => Ok(()),
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                outcome
+            }
+        };
+
+        let ticker = {
+            let taps = taps.clone();
+            async move {
+                let mut interval = tokio::time::interval(TICK);
+                loop {
+                    interval.tick().await;
+                    let failed = tap(&taps, |t| {
+                        if let Some(r) = t.recording.as_mut() {
+                            t.recording_failed |= r.tick().is_err();
+                        }
+                        t.recording_failed
+                    });
+                    if failed && fail_closed {
+                        return "recording failed";
+                    }
+                }
+            }
+        };
+        let deadline = async {
+            match relay.max_session {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+
+        tokio::pin!(up, down, ticker, deadline);
+        let mut up_done = false;
+        loop {
+            tokio::select! {
+                outcome = &mut down => break outcome,
+                () = &mut up, if !up_done => up_done = true,
+                reason = &mut ticker => break Outcome { ended_by_gateway: Some(reason), ..Default::default() },
+                () = live.killed() => break Outcome { ended_by_gateway: Some("killed"), ..Default::default() },
+                () = &mut deadline => break Outcome { ended_by_gateway: Some("max_session"), ..Default::default() },
+            }
+        }
+    };
+    if outcome.ended_by_gateway.is_some() {
+        let _ = user_tx.extended_data_bytes(1, CLOSED_BY_GATEWAY.to_vec()).await;
+        let _ = user_tx.eof().await;
+    }
+    let _ = user_tx.close().await;
+    let (events, recording, failed) = tap(&taps, |t| {
+        (t.sftp.as_mut().map(|s| s.finish()).unwrap_or_default(), t.recording.take(), t.recording_failed)
+    });
+    audit_files(&gateway, &live, events).await;
+    outcome.recording = recording;
+    outcome.recording_failed = failed;
+    outcome
+}
+
+fn tap<T>(taps: &Mutex<Taps>, f: impl FnOnce(&mut Taps) -> T) -> T {
+    f(&mut taps.lock().expect("taps lock poisoned"))
+}
+
+async fn audit_files(gateway: &Gateway, live: &Live, events: Vec<FileEvent>) {
+    for event in events {
+        let mut record = Event::new(event.kind())
+            .user(Some(&live.row.user))
+            .node(Some(&live.row.node))
+            .session(&live.row.id)
+            .field("login", live.row.login.as_str());
+        if let Ok(ip) = live.row.client_addr.parse() {
+            record = record.src_ip(ip);
+        }
+        for (key, value) in event.fields() {
+            record = record.field(key, value);
+        }
+        if let Err(err) = gateway.audit.log(record).await {
+            tracing::error!("cannot audit a file operation: {err:#}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+use super::*;
+
+fn header() -> Header {
+    Header { width: 120, height: 40, timestamp: 1_738_324_800, term: Some("xterm-256color".into()), title: None }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn header_round_trips() {
+    let h = header();
+    let line = h.to_line();
+    assert!(!line.contains('\n'));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["env"]["TERM"], "xterm-256color");
+    assert!(v.get("title").is_none());
+    assert_eq!(Header::parse(&line).unwrap(), h);
+
+    let titled = Header { term: None, title: Some("vendor@gpu-01 \"x\"".into()), ..h };
+    let line = titled.to_line();
+    assert!(!line.contains("env"));
+    assert_eq!(Header::parse(&line).unwrap(), titled);
+}
+
+#[test]
+fn header_parse_accepts_asciinema_and_refuses_bad() {
+    let asciinema = r#"{"version": 2, "width": 80, "height": 24, "timestamp": 1504467315, "idle_time_limit": 2.0, "env": {"SHELL": "/bin/zsh", "TERM": "xterm"}}"#;
+    let h = Header::parse(asciinema).unwrap();
+    assert_eq!((h.width, h.height, h.timestamp, h.term.as_deref()), (80, 24, 1504467315, Some("xterm")));
+    assert_eq!(Header::parse(r#"{"version": 2, "width": 80, "height": 24}"#).unwrap().timestamp, 0);
+
+    assert!(matches!(Header::parse(r#"{"version": 1, "width": 80, "height": 24}"#), Err(AsciicastError::Version(1))));
+    assert!(matches!(Header::parse(r#"{"version": 2, "height": 24}"#), Err(AsciicastError::BadHeader("width"))));
+    assert!(matches!(
+        Header::parse(r#"{"version": 2, "width": 70000, "height": 24}"#),
+        Err(AsciicastError::BadHeader("width"))
+    ));
+    assert!(matches!(Header::parse("[1]"), Err(AsciicastError::BadHeader(_))));
+    assert!(matches!(Header::parse("{\"version\": 2, \"wid"), Err(AsciicastError::Json(_))));
+}
+
+#[test]
+fn decoder_joins_characters_split_across_chunks() {
+    let mut d = Utf8Decoder::new();
+    // é = C3 A9
+    assert_eq!(d.push(b"caf\xc3"), "caf");
+    assert_eq!(d.held_bytes(), 1);
+    assert_eq!(d.push(b"\xa9!"), "é!");
+    // 😀 = F0 9F 98 80, one byte at a time
+    assert_eq!(d.push(b"\xf0"), "");
+    assert_eq!(d.push(b"\x9f"), "");
+    assert_eq!(d.push(b"\x98"), "");
+    assert_eq!(d.held_bytes(), 3);
+    assert_eq!(d.push(b"\x80 ok"), "😀 ok");
+    assert_eq!(d.finish(), "");
+    assert_eq!(d.replaced_bytes(), 0);
+}
+
+#[test]
+fn decoder_replaces_each_maximal_invalid_subpart_once() {
+    let mut d = Utf8Decoder::new();
+    assert_eq!(d.push(b"a\xffb"), "a\u{fffd}b");
+    assert_eq!(d.replaced_bytes(), 1);
+    // A cut-off € (E2 82) followed by ASCII: the two bytes are one subpart.
+    assert_eq!(d.push(b"x\xe2\x82"), "x");
+    assert_eq!(d.push(b"A"), "\u{fffd}A");
+    assert_eq!(d.replaced_bytes(), 3);
+    // Same answer as from_utf8_lossy over the whole stream.
+    let stream = b"\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82\xac \xf0\x9f";
+    let lossy = String::from_utf8_lossy(stream);
+    let mut d = Utf8Decoder::new();
+    let mut text = String::new();
+    for chunk in stream.chunks(3) {
+        text.push_str(&d.push(chunk));
+    }
+    text.push_str(&d.finish());
+    assert_eq!(text, lossy);
+    assert_eq!(d.held_bytes(), 0);
+    assert_eq!(d.replaced_bytes(), 2 + 3 + 4 + 2);
+}
+
+#[test]
+fn decoder_keeps_random_bytes_compact() {
+    let bytes = noise(64 * 1024);
+    let mut d = Utf8Decoder::new();
+    let mut text = String::new();
+    for chunk in bytes.chunks(1000) {
+        text.push_str(&d.push(chunk));
+    }
+    text.push_str(&d.finish());
+    assert_eq!(text, String::from_utf8_lossy(&bytes));
+    assert!(text.len() < 3 * bytes.len(), "{} bytes of text", text.len());
+    assert!(d.replaced_bytes() > 16 * 1024, "{} replaced", d.replaced_bytes());
+    let line = event_line(1.0, EventKind::Output, &text);
+    assert!(line.len() < 3 * bytes.len(), "{} bytes of event", line.len());
+}
+
+#[test]
+fn event_line_is_compact_and_escaped() {
+    assert_eq!(event_line(1.5, EventKind::Output, "hi\r\n"), r#"[1.5,"o","hi\r\n"]"#);
+    assert_eq!(event_line(0.0, EventKind::Input, "\"q\\"), r#"[0.0,"i","\"q\\"]"#);
+    assert_eq!(event_line(2.0, EventKind::Resize, &resize_data(120, 40)), r#"[2.0,"r","120x40"]"#);
+    assert_eq!(event_line(0.1234567, EventKind::Output, "\x1b[0m"), r#"[0.123457,"o","\u001b[0m"]"#);
+    assert_eq!(event_line(-3.0, EventKind::Output, "é"), r#"[0.0,"o","é"]"#);
+    assert_eq!(event_line(f64::NAN, EventKind::Marker, ""), r#"[0.0,"m",""]"#);
+    assert_eq!(event_line(86400.25, EventKind::Output, "x"), r#"[86400.25,"o","x"]"#);
+}
+
+#[test]
+fn events_parse_back() {
+    let line = event_line(3.25, EventKind::Output, "\x1b[1mbold\x1b[0m\r\n");
+    let e = parse_event(&line).unwrap();
+    assert_eq!(e, Event { time: 3.25, kind: EventKind::Output, data: "\x1b[1mbold\x1b[0m\r\n".into() });
+    // asciinema's own spacing
+    assert_eq!(parse_event(r#"[0.248848, "r", "80x24"]"#).unwrap().kind, EventKind::Resize);
+    assert_eq!(parse_resize("80x24"), Some((80, 24)));
+    assert_eq!(parse_resize("80x"), None);
+    assert!(matches!(parse_event(r#"[1.0, "z", "x"]"#), Err(AsciicastError::UnknownKind(k)) if k == "z"));
+    assert!(matches!(parse_event(r#"[1.0, "o"]"#), Err(AsciicastError::Json(_))));
+    assert!(matches!(parse_event(r#"{"time": 1}"#), Err(AsciicastError::Json(_))));
+}
+
+#[test]
+fn read_cast_reads_a_whole_file() {
+    let text = format!(
+        "{}\n{}\n{}\n{}\n",
+        header().to_line(),
+        event_line(0.5, EventKind::Output, "$ "),
+        event_line(1.0, EventKind::Resize, "100x30"),
+        event_line(1.25, EventKind::Output, "ls\r\n"),
+    );
+    let (h, events, truncated) = read_cast(&text).unwrap();
+    assert_eq!(h, header());
+    assert!(!truncated);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2].data, "ls\r\n");
+    // A complete last line without its newline is kept.
+    let (_, events, truncated) = read_cast(text.trim_end()).unwrap();
+    assert_eq!((events.len(), truncated), (3, false));
+}
+
+#[test]
+fn read_cast_tolerates_a_torn_last_line_only() {
+    let good = format!("{}\n{}\n", header().to_line(), event_line(0.5, EventKind::Output, "before crash"));
+    let torn = format!("{good}[0.9,\"o\",\"after cr");
+    let (_, events, truncated) = read_cast(&torn).unwrap();
+    assert!(truncated);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data, "before crash");
+    // Zeros a power loss can leave at the end.
+    let (_, events, truncated) = read_cast(&format!("{good}\0\0\0\0")).unwrap();
+    assert_eq!((events.len(), truncated), (1, true));
+    // A broken line in the middle is corruption.
+    let corrupt = format!("{good}[0.9,\"o\",\"x\n{}\n", event_line(1.0, EventKind::Output, "y"));
+    assert!(matches!(read_cast(&corrupt), Err(AsciicastError::AtLine { line: 3, .. })));
+    assert!(matches!(read_cast(""), Err(AsciicastError::Empty)));
+    assert!(matches!(read_cast("{\"version\":2,\"wi"), Err(AsciicastError::AtLine { line: 1, .. })));
+    let (_, events, truncated) = read_cast(&format!("{}\n", header().to_line())).unwrap();
+    assert_eq!((events.len(), truncated), (0, false));
+}
+
+#[test]
+fn strip_ansi_leaves_text() {
+    assert_eq!(strip_ansi("\x1b[1;31mred\x1b[0m plain"), "red plain");
+    assert_eq!(strip_ansi("\x1b]0;user@host: ~\x07$ ls\r\n"), "$ ls\r\n");
+    assert_eq!(strip_ansi("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\"), "link");
+    assert_eq!(strip_ansi("\x1b[?1049h\x1b[H\x1b[2Jtop"), "top");
+    assert_eq!(strip_ansi("\x1b(B\x1b7a\x1b8b\x1b=c"), "abc");
+    assert_eq!(strip_ansi("\x1bPq#0;2;0;0;0\x1b\\after"), "after");
+    assert_eq!(strip_ansi("bell\x07 back\x08space\ttab"), "bell backspace\ttab");
+    assert_eq!(strip_ansi("\u{9b}32mgreen\u{9b}0m é 😀"), "green é 😀");
+    // A malformed CSI ends where a non-CSI character starts; that character stays.
+    assert_eq!(strip_ansi("\x1b[12é"), "é");
+    // Cut-off sequences at the end are dropped.
+    assert_eq!(strip_ansi("text\x1b[3"), "text");
+    assert_eq!(strip_ansi("text\x1b"), "text");
+}

@@ -1,0 +1,77 @@
+//! Incremental, lossy UTF-8 decoding of a terminal's byte stream.
+
+/// Decodes a byte stream chunk by chunk into valid UTF-8 text.
+///
+/// A multibyte character split across chunks is held (at most 3 bytes) until the next
+/// chunk completes it. Each maximal invalid subpart becomes one U+FFFD, as
+/// `String::from_utf8_lossy` does over the whole stream, so binary output costs at
+/// most 3 bytes of text per byte and never per-byte escapes.
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Decoder {
+    /// The start of a character the last chunk cut off.
+    held: Vec<u8>,
+    /// Bytes replaced by U+FFFD so far.
+    replaced: u64,
+}
+
+impl Utf8Decoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Utf8Decoder {
+        Utf8Decoder::default()
+    }
+
+    /// Decodes the next chunk, holding back a cut-off character.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len() + self.held.len());
+        if self.held.is_empty() {
+            self.decode(bytes, &mut out);
+        } else {
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(bytes);
+            self.decode(&joined, &mut out);
+        }
+        out
+    }
+
+    /// Ends the stream: a held, never completed character becomes one U+FFFD.
+    pub fn finish(&mut self) -> String {
+        if self.held.is_empty() {
+            return String::new();
+        }
+        self.replaced += self.held.len() as u64;
+        self.held.clear();
+        char::REPLACEMENT_CHARACTER.to_string()
+    }
+
+    /// How many input bytes were replaced by U+FFFD so far.
+    pub fn replaced_bytes(&self) -> u64 {
+        self.replaced
+    }
+
+    /// How many bytes are held for the next chunk.
+    pub fn held_bytes(&self) -> usize {
+        self.held.len()
+    }
+
+    fn decode(&mut self, bytes: &[u8], out: &mut String) {
+        let mut chunks = bytes.utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            out.push_str(chunk.valid());
+            let invalid = chunk.invalid();
+            if invalid.is_empty() {
+                continue;
+            }
+            if chunks.peek().is_none() && is_cut_off(invalid) {
+                self.held.extend_from_slice(invalid);
+            } else {
+                out.push(char::REPLACEMENT_CHARACTER);
+                self.replaced += invalid.len() as u64;
+            }
+        }
+    }
+}
+
+/// Whether `bytes` (at most 3) are the valid start of a character that goes on.
+fn is_cut_off(bytes: &[u8]) -> bool {
+    matches!(std::str::from_utf8(bytes), Err(e) if e.error_len().is_none())
+}
