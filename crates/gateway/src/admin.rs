@@ -117,8 +117,11 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
                 "accepted": m.accepted,
                 "denied_by_allowlist": m.denied_by_allowlist,
                 "proxy_refused": m.proxy_refused,
+                "agents": gateway.tunnels.count(),
+                "sessions": gateway.sessions.list().len(),
             });
-            Response::table(&["listen", "url", "accepted", "denied_by_allowlist", "proxy_refused"], &[row])
+            let columns = ["listen", "url", "accepted", "denied_by_allowlist", "proxy_refused", "agents", "sessions"];
+            Response::table(&columns, &[row])
         }
         Request::UsersAdd { name, roles, ttl } => {
             validate_name(&name).context("user name")?;
@@ -224,11 +227,12 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
                     serde_json::json!({
                         "name": n.name, "addr": n.addr.unwrap_or_else(|| "-".into()),
                         "labels": labels_text(&n.labels), "host_key": host_key_fingerprint(n.host_key.as_deref()),
+                        "online": if n.source == "agent" { serde_json::json!(gateway.tunnels.online(&n.name)) } else { serde_json::json!("-") },
                         "source": n.source,
                     })
                 })
                 .collect();
-            Response::table(&["name", "addr", "labels", "host_key", "source"], &rows)
+            Response::table(&["name", "addr", "labels", "online", "host_key", "source"], &rows)
         }
         Request::NodesAdd { name, addr, labels } => {
             validate_name(&name).context("node name")?;
@@ -256,6 +260,8 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             if !store.remove_node(&name).await? {
                 bail!("no node {name:?}");
             }
+            // An agent's identity is its node row: with the row gone its certificate opens nothing.
+            gateway.tunnels.disconnect(&name);
             gateway.audit.log(audit("node.rm").node(Some(&name))).await?;
             Ok(Response::text(format!("removed node {name}")))
         }
@@ -296,6 +302,52 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
         Request::SessionsWatch { .. } | Request::RecordingsGet { .. } => bail!("streaming request on the wrong path"),
         Request::RecordingsLs { user, node, since, grep, limit } => {
             stream::list_recordings(gateway, user, node, since, grep, limit).await
+        }
+        Request::TokensCreate { ttl, labels } => {
+            let ttl_text = ttl.unwrap_or_else(|| "1h".into());
+            let lifetime = humantime::parse_duration(&ttl_text).with_context(|| format!("--ttl {ttl_text:?}"))?;
+            if lifetime.is_zero() || lifetime.as_secs() > 30 * 86_400 {
+                bail!("--ttl must be between 1s and 30 days");
+            }
+            let secret = secret::token();
+            let hash = secret::hash(&secret);
+            let expires_at = now() + lifetime.as_secs() as i64;
+            store.create_token(&hash, &labels, expires_at).await?;
+            let event = audit("token.create")
+                .field("token", &hash[..12])
+                .field("labels", labels_text(&labels))
+                .field("expires", rfc3339(Some(expires_at)));
+            gateway.audit.log(event).await?;
+            let token = portcullis_proto::tunnel::JoinToken { secret, pin: gateway.tls.pin.clone() };
+            Ok(Response::text(token.encode()))
+        }
+        Request::TokensLs => {
+            let rows: Vec<_> = store
+                .list_tokens()
+                .await?
+                .into_iter()
+                .map(|t| {
+                    let state = if t.used_at.is_some() {
+                        "used"
+                    } else if t.expires_at <= now() {
+                        "expired"
+                    } else {
+                        "valid"
+                    };
+                    serde_json::json!({
+                        "id": t.id, "labels": labels_text(&t.labels), "expires": rfc3339(Some(t.expires_at)),
+                        "used": rfc3339(t.used_at), "state": state,
+                    })
+                })
+                .collect();
+            Response::table(&["id", "labels", "expires", "used", "state"], &rows)
+        }
+        Request::TokensRevoke { id } => {
+            if !store.revoke_token(&id).await? {
+                bail!("no token {id:?}");
+            }
+            gateway.audit.log(audit("token.revoke").field("token", id.as_str())).await?;
+            Ok(Response::text(format!("revoked token {id}")))
         }
         Request::CaExport { kind } => {
             let (key, comment) = match kind.as_str() {

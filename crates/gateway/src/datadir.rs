@@ -24,6 +24,10 @@ pub const HOST_CA: &str = "host_ca";
 pub const TLS_CERT: &str = "tls_cert.pem";
 /// Key of the self-signed TLS certificate (PEM).
 pub const TLS_KEY: &str = "tls_key.pem";
+/// X.509 CA that signs agents' client certificates (mutual TLS on agent tunnels).
+pub const AGENT_CA_CERT: &str = "agent_ca_cert.pem";
+/// Key of the agent CA.
+pub const AGENT_CA_KEY: &str = "agent_ca_key.pem";
 /// The admin API's Unix socket.
 pub const ADMIN_SOCK: &str = "admin.sock";
 
@@ -41,6 +45,10 @@ pub struct DataDir {
     pub tls_cert_pem: String,
     /// TLS private key (PEM text).
     pub tls_key_pem: String,
+    /// Agent CA certificate (PEM).
+    pub agent_ca_cert_pem: String,
+    /// Agent CA key (PEM).
+    pub agent_ca_key_pem: String,
     /// Whether this open created the data dir's keys.
     pub first_start: bool,
 }
@@ -82,7 +90,18 @@ impl DataDir {
             Some(files) => (read_text(&files.cert)?, read_text(&files.key)?),
             None => self_signed(&root, config, first_start)?,
         };
-        Ok(DataDir { root, host_key, user_ca, host_ca, tls_cert_pem, tls_key_pem, first_start })
+        let (agent_ca_cert_pem, agent_ca_key_pem) = agent_ca(&root)?;
+        Ok(DataDir {
+            root,
+            host_key,
+            user_ca,
+            host_ca,
+            tls_cert_pem,
+            tls_key_pem,
+            agent_ca_cert_pem,
+            agent_ca_key_pem,
+            first_start,
+        })
     }
 
     /// Path of a file inside the data dir.
@@ -103,6 +122,40 @@ fn self_signed(root: &Path, config: &Config, first_start: bool) -> anyhow::Resul
         write_private(&cert_path, made.cert.pem().as_bytes())?;
     }
     Ok((read_text(&cert_path)?, read_text(&key_path)?))
+}
+
+/// Parameters of the agent CA; issued certificates name it as their issuer.
+pub fn agent_ca_params() -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "portcullis agent CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    params
+}
+
+/// Loads the agent CA, making it when absent (no agent can hold a certificate from a CA that never existed).
+fn agent_ca(root: &Path) -> anyhow::Result<(String, String)> {
+    let (cert_path, key_path) = (root.join(AGENT_CA_CERT), root.join(AGENT_CA_KEY));
+    match (cert_path.exists(), key_path.exists()) {
+        (false, false) => {
+            let key = rcgen::KeyPair::generate().context("cannot make the agent CA key")?;
+            let cert = agent_ca_params().self_signed(&key).context("cannot make the agent CA")?;
+            write_private(&key_path, key.serialize_pem().as_bytes())?;
+            write_private(&cert_path, cert.pem().as_bytes())?;
+        }
+        (true, true) => {}
+        _ => bail!(
+            "{} and {} must both exist; restore the missing one from backup (agents' identities depend on it)",
+            cert_path.display(),
+            key_path.display()
+        ),
+    }
+    let key_pem = read_text(&key_path)?;
+    rcgen::KeyPair::from_pem(&key_pem)
+        .with_context(|| format!("{} is not a valid PEM private key (corrupt?)", key_path.display()))?;
+    Ok((read_text(&cert_path)?, key_pem))
 }
 
 /// The SQLite database file the config names, if it is SQLite.

@@ -33,7 +33,9 @@ pub struct Gateway {
     /// The audit log.
     pub audit: Audit,
     /// TLS server settings.
-    pub tls: Arc<rustls::ServerConfig>,
+    pub tls: crate::tls::TlsConfigs,
+    /// Connected agents.
+    pub tunnels: crate::tunnel::Registry,
     /// SSH server settings.
     pub ssh: Arc<russh::server::Config>,
     /// Counters.
@@ -92,7 +94,7 @@ impl Gateway {
             Some(files) => format!("{} / {}", files.cert.display(), files.key.display()),
             None => data.root.display().to_string(),
         };
-        let tls = crate::tls::server_config(&data.tls_cert_pem, &data.tls_key_pem, &tls_origin)?;
+        let tls = crate::tls::server_configs(&data.tls_cert_pem, &data.tls_key_pem, &data.agent_ca_cert_pem, &tls_origin)?;
         let ssh = crate::ssh::server_config(data.host_key.clone());
         let store = Store::open(&config.storage_url, &data.root, data.first_start).await?;
         let audit = Audit::open(data.path("audit"), store.clone()).await?;
@@ -144,6 +146,7 @@ impl Gateway {
             ssh,
             metrics: Metrics::default(),
             sessions: Sessions::default(),
+            tunnels: crate::tunnel::Registry::default(),
             recorder,
             shutdown: Shutdown::default(),
             local_addr: OnceLock::new(),

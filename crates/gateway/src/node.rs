@@ -1,7 +1,8 @@
 //! The node connector: "give me an SSH session to this node as this login".
 //!
-//! Agentless nodes are reached over TCP to their sshd; the transport is any byte stream,
-//! so agent tunnels only add another way to get one. The node's host key is pinned on
+//! Agentless nodes are reached over TCP to their sshd; nodes behind an agent through a
+//! channel of the agent's tunnel. Either way the gateway gets a byte stream and runs the
+//! same SSH login over it. The node's host key is pinned on
 //! first contact and must match every time after. The gateway logs in with a fresh key
 //! and a certificate from its user CA valid for five minutes and one principal (the
 //! login); a node that does not trust the CA may instead authorize the gateway's own
@@ -71,7 +72,10 @@ impl client::Handler for NodeClient {
 
 /// Connects and logs in to `node` as the authorized login.
 pub async fn connect(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<NodeSession, NodeError> {
-    let addr = node.addr.as_deref().ok_or_else(|| NodeError::Unavailable(anyhow::anyhow!("node has no address")))?;
+    let addr = node.addr.as_deref();
+    if addr.is_none() && node.source != "agent" {
+        return Err(NodeError::Unavailable(anyhow::anyhow!("node has no address")));
+    }
     let pinned = match node.host_key.as_deref() {
         Some(text) => Some(PublicKey::from_openssh(text).map_err(|e| NodeError::Unavailable(e.into()))?),
         None => None,
@@ -86,9 +90,17 @@ pub async fn connect(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> R
         ..Default::default()
     });
     let connecting = async {
-        let tcp = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
-        let _ = tcp.set_nodelay(true);
-        client::connect_stream(config, tcp, client).await.context("SSH handshake with the node")
+        match addr {
+            Some(addr) => {
+                let tcp = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+                let _ = tcp.set_nodelay(true);
+                client::connect_stream(config, tcp, client).await.context("SSH handshake with the node")
+            }
+            None => {
+                let stream = crate::tunnel::open_session(gateway, &node.name).await?;
+                client::connect_stream(config, stream, client).await.context("SSH handshake with the node's agent")
+            }
+        }
     };
     let result = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
     let seen = presented.lock().expect("presented key lock").clone();
@@ -102,7 +114,7 @@ pub async fn connect(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> R
             }
             return Err(NodeError::Unavailable(err));
         }
-        Err(_) => return Err(NodeError::Unavailable(anyhow::anyhow!("connecting to {addr} timed out"))),
+        Err(_) => return Err(NodeError::Unavailable(anyhow::anyhow!("connecting to node {} timed out", node.name))),
     };
     if pinned.is_none()
         && let Some(seen) = &seen

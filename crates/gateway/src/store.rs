@@ -8,6 +8,7 @@ mod catalog;
 mod recordings;
 mod schema;
 mod sessions;
+mod tokens;
 mod users;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use catalog::{AuditFilter, AuditIndexEntry, NodeRow, RoleRow};
 pub use recordings::{RecordingEnd, RecordingFilter, RecordingRow};
 pub use sessions::SessionRow;
+pub use tokens::TokenRow;
 pub use users::{KeyRow, UserRow};
 
 /// The gateway's database.

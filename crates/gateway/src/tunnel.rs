@@ -1,25 +1,251 @@
-//! Agent tunnels (ALPN `portcullis-agent/1`).
+//! Agent tunnels (ALPN `portcullis-agent/1`): joins, and the registry of connected agents.
 //!
-//! The agent registry arrives with the agents issue; until then the route is real (TLS,
-//! ALPN) and the gateway answers with a clear refusal line and closes.
+//! An agent without a client certificate may only join: one request line, one answer
+//! line (see `proto::tunnel`). With the certificate its join issued, the TLS stream carries
+//! SSH with the agent as the server; the gateway keeps the client handle in the
+//! [`Registry`], and the node connector opens one `direct-tcpip` channel per session, in
+//! which it runs the same end-to-end SSH login as for an agentless node.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use anyhow::{Context, bail};
+use portcullis_proto::tunnel::{JoinRequest, JoinResponse, MAX_JOIN_LINE};
+use russh::client;
+use russh::keys::ssh_key::PublicKey;
+use russh::keys::PublicKeyOrCertificate;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use crate::audit::Event;
+use crate::config::validate_name;
+use crate::datadir::agent_ca_params;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
+use crate::store::NodeRow;
 
-/// The line an agent receives while tunnels are not served.
-pub const NOT_AVAILABLE: &[u8] = b"portcullis: agent tunnels are not available in this version\n";
+/// How long an agent may take to send its join request.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lifetime of an agent's client certificate; `ctl nodes rm` revokes it sooner.
+const AGENT_CERT_DAYS: u64 = 5 * 365;
 
-/// Serves one agent tunnel.
-pub async fn serve<S>(_gateway: Arc<Gateway>, mut stream: S, peer: Peer) -> anyhow::Result<()>
+/// Connected agents by node name.
+#[derive(Default)]
+pub struct Registry {
+    agents: Mutex<HashMap<String, Connected>>,
+    generation: AtomicU64,
+}
+
+struct Connected {
+    handle: Arc<client::Handle<TunnelClient>>,
+    generation: u64,
+}
+
+impl Registry {
+    /// The tunnel to a node's agent, if it is connected.
+    pub fn get(&self, node: &str) -> Option<Arc<client::Handle<TunnelClient>>> {
+        let agents = self.agents.lock().expect("registry lock poisoned");
+        agents.get(node).filter(|c| !c.handle.is_closed()).map(|c| c.handle.clone())
+    }
+
+    /// Whether a node's agent is connected.
+    pub fn online(&self, node: &str) -> bool {
+        self.get(node).is_some()
+    }
+
+    /// How many agents are connected.
+    pub fn count(&self) -> usize {
+        self.agents.lock().expect("registry lock poisoned").values().filter(|c| !c.handle.is_closed()).count()
+    }
+
+    /// Drops a node's tunnel (the node was removed).
+    pub fn disconnect(&self, node: &str) {
+        let removed = self.agents.lock().expect("registry lock poisoned").remove(node);
+        if let Some(connected) = removed {
+            tokio::spawn(async move {
+                let _ = connected.handle.disconnect(russh::Disconnect::ByApplication, "node removed", "en").await;
+            });
+        }
+    }
+
+    fn insert(&self, node: &str, handle: Arc<client::Handle<TunnelClient>>) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let old = self.agents.lock().expect("registry lock poisoned").insert(node.to_string(), Connected { handle, generation });
+        if let Some(old) = old {
+            tokio::spawn(async move {
+                let _ = old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel", "en").await;
+            });
+        }
+        generation
+    }
+
+    fn remove_if(&self, node: &str, generation: u64) {
+        let mut agents = self.agents.lock().expect("registry lock poisoned");
+        if agents.get(node).is_some_and(|c| c.generation == generation) {
+            agents.remove(node);
+        }
+    }
+}
+
+/// The gateway's side of a tunnel's SSH: the agent's host key must be the one pinned at join.
+pub struct TunnelClient {
+    pinned: Option<PublicKey>,
+}
+
+impl client::Handler for TunnelClient {
+    type Error = anyhow::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else { return Ok(false) };
+        Ok(self.pinned.as_ref().is_some_and(|p| p.key_data() == key.key_data()))
+    }
+}
+
+/// Serves one agent connection: a join, or a tunnel for an agent with a certificate.
+pub async fn serve<S>(gateway: Arc<Gateway>, stream: tokio_rustls::server::TlsStream<S>, peer: Peer) -> anyhow::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tracing::info!(client = %peer.client, "agent tunnel refused: not available in this version");
-    stream.write_all(NOT_AVAILABLE).await?;
+    let presented = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| hex::encode(Sha256::digest(c)));
+    match presented {
+        None => join(&gateway, stream, peer).await,
+        Some(fingerprint) => {
+            let Some(node) = gateway.store.node_by_agent_cert(&fingerprint).await? else {
+                bail!("agent certificate {fingerprint} belongs to no node (removed?): closed");
+            };
+            tunnel(gateway, stream, &node).await
+        }
+    }
+}
+
+async fn join<S>(gateway: &Gateway, stream: S, peer: Peer) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut limited = (&mut reader).take(MAX_JOIN_LINE as u64);
+    tokio::time::timeout(JOIN_TIMEOUT, limited.read_line(&mut line)).await.context("join request timed out")??;
+    let answer = match admit(gateway, &line, peer).await {
+        Ok(answer) => answer,
+        Err(reason) => {
+            let event = Event::new("node.join_failed").src_ip(peer.client.ip()).field("reason", reason.as_str());
+            gateway.audit.log(event).await?;
+            JoinResponse::Refused { reason }
+        }
+    };
+    let mut out = answer.to_line();
+    out.push('\n');
+    let stream = reader.get_mut();
+    stream.write_all(out.as_bytes()).await?;
     stream.shutdown().await?;
     Ok(())
+}
+
+/// Checks a join request and makes the node; `Err` is a reason safe to tell the agent.
+async fn admit(gateway: &Gateway, line: &str, peer: Peer) -> Result<JoinResponse, String> {
+    let request: JoinRequest = serde_json::from_str(line.trim()).map_err(|_| "malformed join request".to_string())?;
+    validate_name(&request.name).map_err(|e| format!("node name: {e:#}"))?;
+    let host_key = PublicKey::from_openssh(request.host_key.trim()).map_err(|_| "host_key is not an OpenSSH public key")?;
+    let internal = |e: anyhow::Error| {
+        tracing::error!("join: {e:#}");
+        "internal error".to_string()
+    };
+    if gateway.store.get_node(&request.name).await.map_err(internal)?.is_some() {
+        return Err(format!("node name {:?} is taken", request.name));
+    }
+    let hash = crate::secret::hash(&request.token);
+    let Some(token_labels) = gateway.store.redeem_token(&hash).await.map_err(internal)? else {
+        return Err("token unknown, used or expired".into());
+    };
+    let mut labels = request.labels.clone();
+    labels.extend(token_labels);
+    let (cert_pem, key_pem, fingerprint) = issue_certificate(gateway, &request.name).map_err(internal)?;
+    let node = NodeRow {
+        name: request.name.clone(),
+        addr: None,
+        labels,
+        host_key: Some(host_key.to_openssh().map_err(|e| internal(e.into()))?),
+        source: "agent".into(),
+    };
+    gateway.store.add_agent_node(&node, &fingerprint).await.map_err(|e| format!("{e:#}"))?;
+    let event = Event::new("node.join")
+        .node(Some(&node.name))
+        .src_ip(peer.client.ip())
+        .field("labels", serde_json::to_value(&node.labels).unwrap_or_default())
+        .field("host_key", crate::node::fingerprint(&host_key));
+    gateway.audit.log(event).await.map_err(internal)?;
+    let mut user_ca = gateway.data.user_ca.public_key().clone();
+    user_ca.set_comment("portcullis-user-ca");
+    Ok(JoinResponse::Joined {
+        node: node.name,
+        cert_pem,
+        key_pem,
+        user_ca: user_ca.to_openssh().map_err(|e| internal(e.into()))?,
+    })
+}
+
+/// A client certificate for `node` from the agent CA: (cert PEM, key PEM, SHA-256 of the DER).
+fn issue_certificate(gateway: &Gateway, node: &str) -> anyhow::Result<(String, String, String)> {
+    let ca_key = rcgen::KeyPair::from_pem(&gateway.data.agent_ca_key_pem)?;
+    let issuer = rcgen::Issuer::new(agent_ca_params(), ca_key);
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec![node.to_string()])?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, node);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - Duration::from_secs(300);
+    params.not_after = now + Duration::from_secs(AGENT_CERT_DAYS * 86_400);
+    let cert = params.signed_by(&key, &issuer)?;
+    let fingerprint = hex::encode(Sha256::digest(cert.der()));
+    Ok((cert.pem(), key.serialize_pem(), fingerprint))
+}
+
+/// Runs the tunnel's SSH client until the agent goes away.
+async fn tunnel<S>(gateway: Arc<Gateway>, stream: S, node: &str) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let pinned = match gateway.store.get_node(node).await?.and_then(|n| n.host_key) {
+        Some(text) => Some(PublicKey::from_openssh(&text).context("stored agent host key")?),
+        None => None,
+    };
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(20)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    });
+    let mut handle = client::connect_stream(config, stream, TunnelClient { pinned }).await.context("tunnel SSH handshake")?;
+    let auth = handle.authenticate_none("portcullis").await?;
+    if !auth.success() {
+        bail!("the agent refused the tunnel login");
+    }
+    let handle = Arc::new(handle);
+    let generation = gateway.tunnels.insert(node, handle.clone());
+    tracing::info!(node, "agent connected");
+    let mut shutdown = gateway.shutdown.subscribe();
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = check.tick() => if handle.is_closed() { break },
+            _ = shutdown.wait() => break,
+        }
+    }
+    gateway.tunnels.remove_if(node, generation);
+    tracing::info!(node, "agent disconnected");
+    Ok(())
+}
+
+/// Opens a byte stream to a connected agent's session server.
+pub async fn open_session(gateway: &Gateway, node: &str) -> anyhow::Result<russh::ChannelStream<client::Msg>> {
+    let handle = gateway.tunnels.get(node).with_context(|| format!("the agent of node {node} is not connected"))?;
+    let channel = handle
+        .channel_open_direct_tcpip(portcullis_proto::tunnel::SESSION_HOST, 22, "127.0.0.1", 0)
+        .await
+        .context("open a session channel in the tunnel")?;
+    Ok(channel.into_stream())
 }

@@ -2,12 +2,12 @@
 //!
 //! The vendor UI, accounts and terminal arrive with the web issue. What is here is the
 //! real serving path (TLS → HTTP/1.1 or HTTP/2 → axum), the security headers every answer
-//! carries, a health endpoint and 404 for everything else.
+//! carries, a health endpoint, the agent installer and binary, and 404 for everything else.
 
 use std::sync::Arc;
 
-use axum::extract::Extension;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Extension, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -37,6 +37,8 @@ fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/api/health", get(health))
+        .route("/install.sh", get(install_script))
+        .route("/download/portcullis", get(download_binary))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(gateway)
@@ -51,8 +53,41 @@ async fn health(Extension(peer): Extension<Peer>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// The agent installer, with this gateway's address and its binary's digest filled in.
+async fn install_script(State(gateway): State<Arc<Gateway>>) -> Response {
+    let Some(digest) = binary_digest().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the gateway cannot read its own binary\n").into_response();
+    };
+    let address = match gateway.config.listen.public_addr.first() {
+        Some(public) => public.clone(),
+        None => gateway.local_addr.get().copied().unwrap_or(gateway.config.listen.addr).to_string(),
+    };
+    let script = include_str!("web/install.sh").replace("@GATEWAY@", &address).replace("@SHA256@", &digest);
+    ([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")], script).into_response()
+}
+
+/// The gateway's own binary, which is also the agent.
+async fn download_binary() -> Response {
+    match tokio::fs::read(std::env::current_exe().unwrap_or_default()).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the gateway cannot read its own binary\n").into_response(),
+    }
+}
+
+async fn binary_digest() -> Option<String> {
+    static DIGEST: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
+    DIGEST
+        .get_or_init(|| async {
+            use sha2::Digest;
+            let bytes = tokio::fs::read(std::env::current_exe().ok()?).await.ok()?;
+            Some(hex::encode(sha2::Sha256::digest(&bytes)))
+        })
+        .await
+        .clone()
+}
+
 async fn not_found() -> Response {
-    (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
 async fn security_headers(mut response: Response) -> Response {

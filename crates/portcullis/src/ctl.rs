@@ -46,6 +46,9 @@ enum Group {
     /// Session recordings.
     #[command(subcommand)]
     Recordings(Recordings),
+    /// Agent join tokens.
+    #[command(subcommand)]
+    Tokens(Tokens),
     /// Certificate authorities.
     #[command(subcommand)]
     Ca(Ca),
@@ -160,6 +163,23 @@ enum Recordings {
 }
 
 #[derive(Subcommand, Debug)]
+enum Tokens {
+    /// Make a one-time join token for `portcullis agent --token`.
+    Create {
+        /// Lifetime, e.g. 1h (the default).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Labels the joining node gets, k=v,k=v.
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+    },
+    /// List join tokens.
+    Ls,
+    /// Revoke an unused token.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum Ca {
     /// Print a CA public key in OpenSSH form.
     Export {
@@ -262,6 +282,9 @@ fn request(group: Group) -> anyhow::Result<Request> {
             unreachable!("streaming commands return earlier")
         }
         Group::Ca(Ca::Export { kind }) => Request::CaExport { kind },
+        Group::Tokens(Tokens::Create { ttl, labels }) => Request::TokensCreate { ttl, labels: parse_labels(&labels)? },
+        Group::Tokens(Tokens::Ls) => Request::TokensLs,
+        Group::Tokens(Tokens::Revoke { id }) => Request::TokensRevoke { id },
         Group::Audit(Audit::Ls { since, kind, user, limit }) => {
             let since = since.map(|s| parse_since(&s)).transpose()?;
             Request::AuditLs { filter: AuditFilter { since, kind, user }, limit }

@@ -6,3 +6,4 @@ pub mod audit;
 pub mod proxy_header;
 pub mod sftp;
 pub mod sniff;
+pub mod tunnel;

@@ -114,6 +114,20 @@ pub enum Request {
         /// Recording id.
         id: String,
     },
+    /// Make a one-time agent join token (it pins this gateway's TLS certificate).
+    TokensCreate {
+        /// Lifetime (humantime), default 1h.
+        ttl: Option<String>,
+        /// Labels a node joining with it gets.
+        labels: BTreeMap<String, String>,
+    },
+    /// List join tokens.
+    TokensLs,
+    /// Revoke a join token by the id `tokens ls` shows.
+    TokensRevoke {
+        /// Token id.
+        id: String,
+    },
     /// Print a CA public key in OpenSSH form.
     CaExport {
         /// `user` or `host`.

@@ -96,6 +96,9 @@ CREATE TABLE settings (
 ALTER TABLE recordings ADD COLUMN capped_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recordings ADD COLUMN replaced_bytes INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE nodes ADD COLUMN agent_cert TEXT;
+"#,
 ];
 
 /// Brings the schema up to date.

@@ -78,9 +78,10 @@ async fn tls_with_alpn_routes_web_agent_and_ssh() {
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let mut agent = connect(b"portcullis-agent/1").await;
     assert_eq!(agent.get_ref().1.alpn_protocol(), Some(&b"portcullis-agent/1"[..]));
+    agent.write_all(b"{\"token\":\"nope\",\"name\":\"x\",\"host_key\":\"garbage\"}\n").await.unwrap();
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(10), agent.read_to_string(&mut line)).await.unwrap().ok();
-    assert!(line.contains("agent tunnels are not available"), "{line:?}");
+    assert!(line.starts_with(r#"{"result":"refused""#), "an agent without a certificate may only join: {line:?}");
     let mut ssh = connect(b"portcullis-ssh/1").await;
     ssh.write_all(b"SSH-2.0-probe\r\n").await.unwrap();
     let mut banner = [0u8; 19];

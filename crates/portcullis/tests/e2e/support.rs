@@ -1,5 +1,6 @@
 //! The test harness every later test uses: a gateway, sshd nodes, ssh clients.
 
+pub mod connect_proxy;
 pub mod forward;
 pub mod gateway;
 pub mod lab;
