@@ -173,6 +173,7 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
                 bail!("no user {name:?}");
             }
             let ended = gateway.sessions.kill_user(&name);
+            crate::node::close_pooled(gateway.node_pool.forget_user(&name)).await;
             gateway.audit.log(audit("user.rm").user(Some(&name)).field("sessions_ended", ended)).await?;
             Ok(Response::text(format!("removed user {name}")))
         }
@@ -262,6 +263,7 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             }
             // An agent's identity is its node row: with the row gone its certificate opens nothing.
             gateway.tunnels.disconnect(&name);
+            crate::node::close_pooled(gateway.node_pool.forget_node(&name)).await;
             gateway.audit.log(audit("node.rm").node(Some(&name))).await?;
             Ok(Response::text(format!("removed node {name}")))
         }
@@ -269,6 +271,7 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             if !store.unpin_host_key(&name).await? {
                 bail!("no node {name:?}");
             }
+            crate::node::close_pooled(gateway.node_pool.forget_node(&name)).await;
             gateway.audit.log(audit("node.repin").node(Some(&name))).await?;
             Ok(Response::text(format!("node {name}: host key forgotten; the next connection pins the key it presents")))
         }
@@ -375,6 +378,9 @@ async fn set_locked(gateway: &Gateway, name: &str, locked: bool, actor: &str) ->
     }
     let kind = if locked { "user.lock" } else { "user.unlock" };
     let ended = if locked { gateway.sessions.kill_user(name) } else { 0 };
+    if locked {
+        crate::node::close_pooled(gateway.node_pool.forget_user(name)).await;
+    }
     gateway.audit.log(Event::new(kind).user(Some(name)).field("actor", actor).field("sessions_ended", ended)).await?;
     Ok(Response::text(format!("{} user {name}", if locked { "locked" } else { "unlocked" })))
 }

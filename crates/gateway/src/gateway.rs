@@ -36,6 +36,8 @@ pub struct Gateway {
     pub tls: crate::tls::TlsConfigs,
     /// Connected agents.
     pub tunnels: crate::tunnel::Registry,
+    /// Reusable gateway→node connections.
+    pub node_pool: crate::node::Pool,
     /// SSH server settings.
     pub ssh: Arc<russh::server::Config>,
     /// Counters.
@@ -94,7 +96,8 @@ impl Gateway {
             Some(files) => format!("{} / {}", files.cert.display(), files.key.display()),
             None => data.root.display().to_string(),
         };
-        let tls = crate::tls::server_configs(&data.tls_cert_pem, &data.tls_key_pem, &data.agent_ca_cert_pem, &tls_origin)?;
+        let tls =
+            crate::tls::server_configs(&data.tls_cert_pem, &data.tls_key_pem, &data.agent_ca_cert_pem, &tls_origin)?;
         let ssh = crate::ssh::server_config(data.host_key.clone());
         let store = Store::open(&config.storage_url, &data.root, data.first_start).await?;
         let audit = Audit::open(data.path("audit"), store.clone()).await?;
@@ -147,6 +150,7 @@ impl Gateway {
             metrics: Metrics::default(),
             sessions: Sessions::default(),
             tunnels: crate::tunnel::Registry::default(),
+            node_pool: crate::node::Pool::default(),
             recorder,
             shutdown: Shutdown::default(),
             local_addr: OnceLock::new(),
@@ -168,6 +172,7 @@ impl Gateway {
         let _ = self.local_addr.set(local);
         self.audit.log(Event::new("gateway.start").field("listen", local.to_string())).await?;
         let admin = tokio::spawn(admin::serve(self.clone(), unix));
+        tokio::spawn(crate::node::reap(self.clone()));
         listen::serve(self.clone(), tcp).await;
         let _ = admin.await;
         let _ = std::fs::remove_file(self.admin_socket());

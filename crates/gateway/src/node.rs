@@ -8,6 +8,8 @@
 //! login); a node that does not trust the CA may instead authorize the gateway's own
 //! host key (`ssh_host_ed25519_key.pub`).
 
+mod pool;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,11 +30,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime of the login certificate the gateway presents to a node.
 pub const CERT_LIFETIME: Duration = Duration::from_secs(300);
 
-/// An authenticated SSH connection to a node, as one login.
-pub struct NodeSession {
-    /// The russh client handle; open channels on it.
-    pub handle: client::Handle<NodeClient>,
-}
+pub use pool::{Lease, Pool, close as close_pooled, reap};
+
+/// An authenticated SSH connection to a node, as one login (pooled; dropping it frees its slot).
+pub type NodeSession = Lease;
 
 /// Why a node could not be reached; the user sees only a generic refusal.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +71,18 @@ impl client::Handler for NodeClient {
     }
 }
 
-/// Connects and logs in to `node` as the authorized login.
+/// A connection to `node` as the authorized login: a pooled one, or a new one.
 pub async fn connect(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<NodeSession, NodeError> {
+    let key = (grant.user().to_string(), node.name.clone(), grant.login().to_string());
+    if let Some(lease) = gateway.node_pool.take(&key) {
+        return Ok(lease);
+    }
+    let handle = dial(gateway, node, grant).await?;
+    Ok(gateway.node_pool.insert(key, handle))
+}
+
+/// Connects and logs in to `node` as the authorized login.
+async fn dial(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<client::Handle<NodeClient>, NodeError> {
     let addr = node.addr.as_deref();
     if addr.is_none() && node.source != "agent" {
         return Err(NodeError::Unavailable(anyhow::anyhow!("node has no address")));
@@ -122,7 +133,7 @@ pub async fn connect(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> R
         pin(gateway, &node.name, seen).await.map_err(NodeError::Unavailable)?;
     }
     login(gateway, &mut handle, grant).await.map_err(NodeError::Unavailable)?;
-    Ok(NodeSession { handle })
+    Ok(handle)
 }
 
 async fn pin(gateway: &Gateway, node: &str, key: &PublicKey) -> anyhow::Result<()> {

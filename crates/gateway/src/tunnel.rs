@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use portcullis_proto::tunnel::{JoinRequest, JoinResponse, MAX_JOIN_LINE};
 use russh::client;
-use russh::keys::ssh_key::PublicKey;
 use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::PublicKey;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -72,10 +72,15 @@ impl Registry {
 
     fn insert(&self, node: &str, handle: Arc<client::Handle<TunnelClient>>) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let old = self.agents.lock().expect("registry lock poisoned").insert(node.to_string(), Connected { handle, generation });
+        let old = self
+            .agents
+            .lock()
+            .expect("registry lock poisoned")
+            .insert(node.to_string(), Connected { handle, generation });
         if let Some(old) = old {
             tokio::spawn(async move {
-                let _ = old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel", "en").await;
+                let _ =
+                    old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel", "en").await;
             });
         }
         generation
@@ -104,11 +109,16 @@ impl client::Handler for TunnelClient {
 }
 
 /// Serves one agent connection: a join, or a tunnel for an agent with a certificate.
-pub async fn serve<S>(gateway: Arc<Gateway>, stream: tokio_rustls::server::TlsStream<S>, peer: Peer) -> anyhow::Result<()>
+pub async fn serve<S>(
+    gateway: Arc<Gateway>,
+    stream: tokio_rustls::server::TlsStream<S>,
+    peer: Peer,
+) -> anyhow::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let presented = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| hex::encode(Sha256::digest(c)));
+    let presented =
+        stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| hex::encode(Sha256::digest(c)));
     match presented {
         None => join(&gateway, stream, peer).await,
         Some(fingerprint) => {
@@ -148,7 +158,8 @@ where
 async fn admit(gateway: &Gateway, line: &str, peer: Peer) -> Result<JoinResponse, String> {
     let request: JoinRequest = serde_json::from_str(line.trim()).map_err(|_| "malformed join request".to_string())?;
     validate_name(&request.name).map_err(|e| format!("node name: {e:#}"))?;
-    let host_key = PublicKey::from_openssh(request.host_key.trim()).map_err(|_| "host_key is not an OpenSSH public key")?;
+    let host_key =
+        PublicKey::from_openssh(request.host_key.trim()).map_err(|_| "host_key is not an OpenSSH public key")?;
     let internal = |e: anyhow::Error| {
         tracing::error!("join: {e:#}");
         "internal error".to_string()
@@ -219,7 +230,8 @@ where
         nodelay: true,
         ..Default::default()
     });
-    let mut handle = client::connect_stream(config, stream, TunnelClient { pinned }).await.context("tunnel SSH handshake")?;
+    let mut handle =
+        client::connect_stream(config, stream, TunnelClient { pinned }).await.context("tunnel SSH handshake")?;
     let auth = handle.authenticate_none("portcullis").await?;
     if !auth.success() {
         bail!("the agent refused the tunnel login");

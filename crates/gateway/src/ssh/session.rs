@@ -112,7 +112,7 @@ pub async fn open(
             return refuse(session, "the node cannot be reached");
         }
     };
-    let node_channel = match start_on_node(&node_session.handle, &pending, &start).await {
+    let node_channel = match start_on_node(node_session.handle(), &pending, &start).await {
         Ok(c) => c,
         Err(err) => {
             tracing::warn!(node = %node_row.name, "node refused the session: {err:#}");
@@ -180,7 +180,7 @@ pub async fn open(
         async move {
             let outcome = relay::run(relay, user_channel.split(), node_channel.split()).await;
             finish(&gateway, &live, outcome).await;
-            let _ = node_session.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+            drop(node_session);
         },
         span,
     ));

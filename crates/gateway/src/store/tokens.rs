@@ -23,7 +23,12 @@ pub struct TokenRow {
 
 impl Store {
     /// Stores a new token by the hash of its secret.
-    pub async fn create_token(&self, hash: &str, labels: &BTreeMap<String, String>, expires_at: i64) -> anyhow::Result<()> {
+    pub async fn create_token(
+        &self,
+        hash: &str,
+        labels: &BTreeMap<String, String>,
+        expires_at: i64,
+    ) -> anyhow::Result<()> {
         sqlx::query("INSERT INTO join_tokens (token_hash, labels, expires_at, created_at) VALUES ($1, $2, $3, $4)")
             .bind(hash)
             .bind(serde_json::to_string(labels)?)
@@ -46,16 +51,20 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT labels FROM join_tokens WHERE token_hash = $1").bind(hash).fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT labels FROM join_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await?;
         let labels: String = row.try_get("labels")?;
         Ok(Some(serde_json::from_str(&labels).context("corrupt token labels")?))
     }
 
     /// Every token, newest first.
     pub async fn list_tokens(&self) -> anyhow::Result<Vec<TokenRow>> {
-        let rows = sqlx::query("SELECT token_hash, labels, expires_at, used_at FROM join_tokens ORDER BY created_at DESC")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT token_hash, labels, expires_at, used_at FROM join_tokens ORDER BY created_at DESC")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let hash: String = r.try_get("token_hash")?;
@@ -96,7 +105,9 @@ impl Store {
         .execute(&self.pool)
         .await;
         match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => anyhow::bail!("node name {:?} is taken", node.name),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                anyhow::bail!("node name {:?} is taken", node.name)
+            }
             other => other.map(|_| ()).context("cannot add the agent's node"),
         }
     }

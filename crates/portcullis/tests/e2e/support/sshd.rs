@@ -54,8 +54,7 @@ impl SshdNode {
 
     /// Stops sshd, makes it a new host key, and starts it again on the same port.
     pub fn restart_with_new_host_key(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let host_key = self.dir.path().join("host_ed25519");
         let _ = std::fs::remove_file(&host_key);
         let _ = std::fs::remove_file(host_key.with_extension("pub"));
