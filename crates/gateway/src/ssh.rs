@@ -9,6 +9,7 @@ mod deadline;
 mod front;
 mod relay;
 mod session;
+pub mod user_side;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,7 @@
-//! The relay: user channel ⇄ node channel, with the recorder and the SFTP watcher as taps.
+//! The relay: user side ⇄ node channel, with the recorder and the SFTP watcher as taps.
+//!
+//! The user side is anything implementing [`UserIn`] and [`UserOut`] (an SSH channel, a
+//! web terminal), so every interactive byte takes this one path.
 //!
 //! The two directions run as independent pumps so a full window one way never stalls
 //! the other. Each pump awaits the far side's window before reading more, and russh's
@@ -9,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_proto::sftp::{FileEvent, SftpWatcher};
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client, server};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client};
+
+use super::user_side::{UserIn, UserInput, UserOut};
 
 use crate::audit::Event;
 use crate::gateway::Gateway;
@@ -31,8 +36,6 @@ pub struct Relay {
     pub recording: Option<Recording>,
     /// Present for the sftp subsystem.
     pub sftp: Option<SftpWatcher>,
-    /// The user side's server handle (for exit signals).
-    pub user_handle: server::Handle,
     /// Longest the session may last.
     pub max_session: Option<Duration>,
 }
@@ -61,12 +64,11 @@ struct Taps {
 /// Runs the session until either side closes, the gateway kills it, or it times out.
 pub async fn run(
     relay: Relay,
-    user: (ChannelReadHalf, ChannelWriteHalf<server::Msg>),
+    mut user_rx: impl UserIn,
+    user_tx: impl UserOut,
     node: (ChannelReadHalf, ChannelWriteHalf<client::Msg>),
 ) -> Outcome {
-    let (mut user_rx, user_tx) = user;
     let (mut node_rx, node_tx) = node;
-    let user_id = user_tx.id();
     let fail_closed = relay.gateway.config.recordings.fail_closed;
     let taps = Arc::new(Mutex::new(Taps { recording: relay.recording, recording_failed: false, sftp: relay.sftp }));
     let gateway = relay.gateway.clone();
@@ -78,9 +80,9 @@ pub async fn run(
             let gateway = gateway.clone();
             let live = live.clone();
             async move {
-                while let Some(msg) = user_rx.wait().await {
-                    let sent = match msg {
-                        ChannelMsg::Data { data } => {
+                while let Some(input) = user_rx.recv().await {
+                    let sent = match input {
+                        UserInput::Data(data) => {
                             live.input(data.len());
                             let events = tap(&taps, |t| {
                                 if let Some(r) = t.recording.as_mut() {
@@ -91,18 +93,17 @@ pub async fn run(
                             audit_files(&gateway, &live, events).await;
                             node_tx.data_bytes(data).await
                         }
-                        ChannelMsg::Eof => node_tx.eof().await,
-                        ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height } => {
+                        UserInput::Eof => node_tx.eof().await,
+                        UserInput::Resize { cols, rows, pix_width, pix_height } => {
                             tap(&taps, |t| {
                                 if let Some(r) = t.recording.as_mut() {
-                                    t.recording_failed |= r.resize(col_width as u16, row_height as u16).is_err();
+                                    t.recording_failed |= r.resize(cols as u16, rows as u16).is_err();
                                 }
                             });
-                            node_tx.window_change(col_width, row_height, pix_width, pix_height).await
+                            node_tx.window_change(cols, rows, pix_width, pix_height).await
                         }
-                        ChannelMsg::Signal { signal } => node_tx.signal(signal).await,
-                        ChannelMsg::Close => break,
-                        _ => Ok(()),
+                        UserInput::Signal(signal) => node_tx.signal(signal).await,
+                        UserInput::Ignored => Ok(()),
                     };
                     if sent.is_err() {
                         break;
@@ -130,29 +131,25 @@ pub async fn run(
                                 t.sftp.as_mut().map(|s| s.server_bytes(&data)).unwrap_or_default()
                             });
                             audit_files(&gateway, &live, events).await;
-                            user_tx.data_bytes(data).await
+                            user_tx.data(data).await
                         }
-                        ChannelMsg::ExtendedData { data, ext } => {
+                        ChannelMsg::ExtendedData { data, .. } => {
                             live.output(&data);
                             tap(&taps, |t| {
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.output(&data).is_err();
                                 }
                             });
-                            user_tx.extended_data_bytes(ext, data).await
+                            user_tx.stderr(data).await
                         }
                         ChannelMsg::Eof => user_tx.eof().await,
                         ChannelMsg::ExitStatus { exit_status } => {
                             outcome.exit_status = Some(exit_status);
                             user_tx.exit_status(exit_status).await
                         }
-                        ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag } => {
+                        ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, .. } => {
                             outcome.exit_signal = Some(format!("{signal_name:?}"));
-                            let handle = &relay.user_handle;
-                            let _ = handle
-                                .exit_signal_request(user_id, signal_name, core_dumped, error_message, lang_tag)
-                                .await;
-                            Ok(())
+                            user_tx.exit_signal(signal_name, core_dumped, error_message).await
                         }
                         ChannelMsg::Close => break,
                         _ => Ok(()),
@@ -203,10 +200,10 @@ pub async fn run(
         }
     };
     if outcome.ended_by_gateway.is_some() {
-        let _ = user_tx.extended_data_bytes(1, CLOSED_BY_GATEWAY.to_vec()).await;
+        let _ = user_tx.stderr(bytes::Bytes::from_static(CLOSED_BY_GATEWAY)).await;
         let _ = user_tx.eof().await;
     }
-    let _ = user_tx.close().await;
+    user_tx.close().await;
     let (events, recording, failed) = tap(&taps, |t| {
         (t.sftp.as_mut().map(|s| s.finish()).unwrap_or_default(), t.recording.take(), t.recording_failed)
     });

@@ -10,6 +10,7 @@ use russh::{ChannelId, ChannelMsg, client};
 
 use super::front::{Pending, SignedIn};
 use super::relay::{self, Relay};
+use super::user_side::SshUser;
 use crate::audit::Event;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
@@ -172,13 +173,14 @@ pub async fn open(
         live: live.clone(),
         recording,
         sftp: matches!(start, Start::Subsystem(_)).then(SftpWatcher::new),
-        user_handle: session.handle(),
         max_session: grant.max_session(),
     };
+    let (user_in, user_channel) = user_channel.split();
+    let user_out = SshUser { channel: user_channel, handle: session.handle() };
     let span = tracing::info_span!("session", id = %id, user = %user, node = %live.row.node);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let outcome = relay::run(relay, user_channel.split(), node_channel.split()).await;
+            let outcome = relay::run(relay, user_in, user_out, node_channel.split()).await;
             finish(&gateway, &live, outcome).await;
             drop(node_session);
         },

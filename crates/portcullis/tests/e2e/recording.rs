@@ -9,26 +9,11 @@ use portcullis_proto::proxy_header::encode_v1;
 use crate::support::forward::ProxyForwarder;
 use crate::support::lab::Lab;
 use crate::support::ssh_base;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{eventually, text};
 
 /// Starts `command` on gpu-01 in the background, stdout piped.
 fn background(lab: &Lab, key: &std::path::Path, command: &str) -> Child {
     lab.ssh(key, &lab.target("gpu-01")).arg(command).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-/// Waits (bounded) until `f` holds.
-fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn asciinema_cat(path: &std::path::Path) -> String {

@@ -5,10 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::lab::Lab;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::text;
 
 fn sha256(path: &std::path::Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();

@@ -31,3 +31,20 @@ pub fn ssh_base(key: &Path, port: u16) -> Command {
         .env_remove("SSH_AUTH_SOCK");
     cmd
 }
+
+/// Bytes as text, lossily.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Waits (bounded) until `f` holds; panics naming `what` otherwise.
+pub fn eventually(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
