@@ -4,10 +4,10 @@ DATA_DIR ?= ./portcullis-data
 
 .PHONY: run test build lint fmt deps clean
 
-## Build and start the gateway on 127.0.0.1:3080, data kept in ./portcullis-data.
+## Build and start the gateway on 127.0.0.1:3080 with its demo node, data kept in ./portcullis-data.
 run: deps
 	$(CARGO) build --release -p portcullis
-	./target/release/portcullis start --data-dir $(DATA_DIR)
+	./target/release/portcullis start --data-dir $(DATA_DIR) --demo
 
 ## The whole test suite: formatting, lints, unit and integration tests.
 test: deps
@@ -29,3 +29,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
+

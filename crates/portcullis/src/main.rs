@@ -1,7 +1,9 @@
 //! portcullis: an access gateway for GPU clusters, in one binary.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod ctl;
+mod demo;
 mod paths;
 mod play;
 mod start;
@@ -22,6 +24,8 @@ enum Command {
     Start(start::Args),
     /// Administer a running gateway over its local admin socket.
     Ctl(ctl::Args),
+    /// Run the node agent: dial out to the gateway, join once, then serve sessions over the tunnel.
+    Agent(agent::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +37,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Start(args) => start::run(args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,9 @@ use crate::paths::Location;
 pub struct Args {
     #[command(flatten)]
     location: Location,
+    /// Also run a local node `demo` (an in-process agent serving shells as the current user).
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -28,6 +31,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("admin socket: {}", gateway.admin_socket().display());
         if let Some(url) = gateway.setup_url() {
             println!("first start: set up the admin account within 24h at {url}");
+        }
+        if args.demo {
+            let login = crate::demo::start(gateway.clone(), local).await?;
+            println!(
+                "demo node: `portcullis ctl users add me --roles {role}` and `portcullis ctl users add-key me --key-file ~/.ssh/id_ed25519.pub`, then `ssh -p {port} {login}@{node}@127.0.0.1`",
+                role = crate::demo::ROLE,
+                port = local.port(),
+                node = crate::demo::NODE,
+            );
         }
         // Printed last: scripts and tests wait for this line.
         println!("portcullis listening on {local}");

@@ -19,12 +19,19 @@ pub const SESSION_HOST: &str = "portcullis-session";
 pub const MAX_JOIN_LINE: usize = 64 * 1024;
 
 /// A one-time join token: a secret and the pin of the gateway's TLS certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct JoinToken {
     /// The secret the gateway stores a hash of.
     pub secret: String,
     /// Lower-case hex SHA-256 of the gateway's TLS certificate (DER).
     pub pin: String,
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log.
+        f.debug_struct("JoinToken").field("secret", &"<redacted>").field("pin", &self.pin).finish()
+    }
 }
 
 /// Why a token string is not a token.
@@ -119,6 +126,12 @@ mod tests {
         ] {
             assert_eq!(JoinToken::parse(bad), Err(BadToken), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let token = JoinToken { secret: "s3cr3t-s3cr3t-s3cr3t".into(), pin: "0f".repeat(32) };
+        assert!(!format!("{token:?}").contains("s3cr3t"));
     }
 
     #[test]

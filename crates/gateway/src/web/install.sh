@@ -28,11 +28,16 @@ GOT="$(sha256sum "$TMP" | cut -d' ' -f1)"
 [ "$GOT" = "$BINARY_SHA256" ] || { echo "install.sh: the downloaded binary does not match ($GOT)" >&2; exit 1; }
 mkdir -p "$PREFIX/bin"
 install -m 0755 "$TMP" "$BIN"
-set -- agent --gateway "$GATEWAY" --token "$TOKEN" --data-dir "$DATA_DIR"
+# The token travels in the environment, not on a command line other users can read.
+export PORTCULLIS_JOIN_TOKEN="$TOKEN"
+set -- agent --gateway "$GATEWAY" --data-dir "$DATA_DIR"
 [ -n "$PROXY" ] && set -- "$@" --proxy "$PROXY"
 [ -n "$NAME" ] && set -- "$@" --name "$NAME"
 [ -n "$LABELS" ] && set -- "$@" --labels "$LABELS"
 if [ -z "$FOREGROUND" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  umask 077
+  printf 'PORTCULLIS_JOIN_TOKEN=%s\n' "$TOKEN" > /etc/portcullis-agent.env
+  umask 022
   cat > /etc/systemd/system/portcullis-agent.service <<UNIT
 [Unit]
 Description=portcullis agent
@@ -40,6 +45,7 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
+EnvironmentFile=/etc/portcullis-agent.env
 ExecStart=$BIN $*
 Restart=always
 RestartSec=5

@@ -25,25 +25,32 @@ pub struct TestGateway {
     /// Every line the gateway printed on stdout.
     pub stdout: Arc<Mutex<Vec<String>>>,
     config: PathBuf,
+    args: Vec<String>,
     child: Child,
 }
 
 impl TestGateway {
     /// Starts a gateway; `listen` is extra lines for the `[listen]` table, `extra` further tables.
     pub fn start(listen: &str, extra: &str) -> TestGateway {
+        TestGateway::start_with(listen, extra, &[])
+    }
+
+    /// Like [`TestGateway::start`], with more arguments for `portcullis start` (e.g. `--demo`).
+    pub fn start_with(listen: &str, extra: &str, args: &[&str]) -> TestGateway {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("portcullis.toml");
         let text = format!("data_dir = {data_dir:?}\n[listen]\naddr = \"127.0.0.1:0\"\n{listen}\n{extra}\n");
         std::fs::write(&config, text).expect("write config");
-        let (child, addr, stdout) = spawn(&config);
-        TestGateway { dir, data_dir, addr, stdout, config, child }
+        let (child, addr, stdout) = spawn(&config, &args);
+        TestGateway { dir, data_dir, addr, stdout, config, args, child }
     }
 
     /// Stops the gateway (SIGTERM) and starts it again on the same data dir.
     pub fn restart(&mut self) {
         self.stop();
-        let (child, addr, stdout) = spawn(&self.config);
+        let (child, addr, stdout) = spawn(&self.config, &self.args);
         self.child = child;
         self.addr = addr;
         self.stdout = stdout;
@@ -73,7 +80,7 @@ impl TestGateway {
 
     /// Starts the gateway again on the same data dir after a stop or a crash.
     pub fn start_again(&mut self) {
-        let (child, addr, stdout) = spawn(&self.config);
+        let (child, addr, stdout) = spawn(&self.config, &self.args);
         self.child = child;
         self.addr = addr;
         self.stdout = stdout;
@@ -118,10 +125,11 @@ impl Drop for TestGateway {
 }
 
 /// Starts the binary and waits (bounded) for its "listening on" line.
-fn spawn(config: &std::path::Path) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+fn spawn(config: &std::path::Path, args: &[String]) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(BIN)
         .args(["start", "--config"])
         .arg(config)
+        .args(args)
         .env("RUST_LOG", "info,portcullis_gateway=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,0 +1,133 @@
+//! The tunnel: SSH over the agent's outbound TLS stream, with the agent as the server. TLS
+//! already authenticated both ends, so the outer login is `none`; every session is a
+//! `direct-tcpip` channel to [`SESSION_HOST`] carrying its own end-to-end SSH connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use portcullis_proto::tunnel::SESSION_HOST;
+use russh::keys::ssh_key::PrivateKey;
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument as _;
+
+use crate::sessions::{self, Node};
+
+/// Keepalive interval on the tunnel.
+pub const KEEPALIVE: Duration = Duration::from_secs(20);
+/// Unanswered keepalives before the tunnel counts as dead.
+pub const KEEPALIVE_MAX: usize = 3;
+/// How long the gateway may take to start the tunnel's SSH.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tunnel's SSH server configuration.
+pub fn config(host_key: PrivateKey) -> Arc<russh::server::Config> {
+    Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard(concat!("SSH-2.0-portcullis-agent_", env!("CARGO_PKG_VERSION")).into()),
+        methods: MethodSet::from(&[MethodKind::None][..]),
+        keys: vec![host_key],
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        keepalive_interval: Some(KEEPALIVE),
+        keepalive_max: KEEPALIVE_MAX,
+        ..Default::default()
+    })
+}
+
+/// How a tunnel ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection closed or failed.
+    Closed,
+    /// Shutdown was asked for.
+    Shutdown,
+}
+
+/// Serves the tunnel on `stream` until it closes or `shutdown` completes.
+pub async fn serve<S, F>(
+    config: Arc<russh::server::Config>,
+    node: Arc<Node>,
+    stream: S,
+    shutdown: std::pin::Pin<&mut F>,
+) -> anyhow::Result<Ended>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let mut shutdown = shutdown;
+    // russh runs the handler in its own task: the caller's span goes along by hand.
+    let tunnel = Tunnel { node, span: tracing::Span::current() };
+    let starting = tokio::time::timeout(HANDSHAKE_TIMEOUT, russh::server::run_stream(config, stream, tunnel));
+    let mut running = tokio::select! {
+        started = starting => started
+            .map_err(|_| anyhow::anyhow!("the gateway did not start SSH in the tunnel"))?
+            .context("the gateway ended the tunnel before SSH began (was this node removed from the gateway?)")?,
+        () = shutdown.as_mut() => return Ok(Ended::Shutdown),
+    };
+    let handle = running.handle();
+    tokio::select! {
+        result = &mut running => result.map(|()| Ended::Closed),
+        () = shutdown => {
+            let _ = handle.disconnect(russh::Disconnect::ByApplication, "agent shutting down".into(), "en".into()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), running).await;
+            Ok(Ended::Shutdown)
+        }
+    }
+}
+
+/// The tunnel's handler: accepts the gateway's `none` login and its session channels.
+struct Tunnel {
+    node: Arc<Node>,
+    span: tracing::Span,
+}
+
+impl russh::server::Handler for Tunnel {
+    type Error = anyhow::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        self.span.in_scope(|| tracing::info!("tunnel up"));
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        _port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if host != SESSION_HOST {
+            self.span.in_scope(|| tracing::warn!(host, "refused a tunnel channel to an unknown host"));
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        }
+        reply.accept().await;
+        let node = self.node.clone();
+        let span = tracing::info_span!(parent: &self.span, "connection", channel = %channel.id());
+        tokio::spawn(
+            async move {
+                if let Err(err) = sessions::serve(node, channel.into_stream()).await {
+                    tracing::debug!("session connection ended: {err:#}");
+                }
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+}
