@@ -6,9 +6,9 @@
 //! who cannot reach that node, fails exactly like a wrong key: no enumeration.
 
 mod deadline;
-mod front;
-mod relay;
-mod session;
+pub mod front;
+pub mod relay;
+pub mod session;
 pub mod user_side;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Opening one user session on a node: authorize, connect, mirror the requests, then relay.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,17 +9,17 @@ use portcullis_proto::sftp::SftpWatcher;
 use russh::server::Session;
 use russh::{ChannelId, ChannelMsg, client};
 
-use super::front::{Pending, SignedIn};
+use super::front::{Pending, PtyRequest, SignedIn};
 use super::relay::{self, Relay};
-use super::user_side::SshUser;
+use super::user_side::{SshUser, UserIn, UserOut};
 use crate::audit::Event;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
 use crate::node::{self, NodeError};
-use crate::policy::{self, Action, Authorized};
+use crate::policy::{self, Action, Authorized, Identity, NodeInfo};
 use crate::recording::RecordingMeta;
-use crate::sessions::new_id;
-use crate::store::{SessionRow, now};
+use crate::sessions::{Live, new_id};
+use crate::store::{NodeRow, SessionRow, now};
 
 /// How long the node may take to answer a shell, exec or subsystem request.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,45 +54,56 @@ impl Start {
     }
 }
 
-/// Opens the node side and starts the relay; on refusal the user gets a short message and status 255.
-pub async fn open(
-    gateway: Arc<Gateway>,
-    signed_in: Arc<SignedIn>,
-    peer: Peer,
-    channel: ChannelId,
-    pending: Pending,
-    start: Start,
-    session: &mut Session,
-) -> anyhow::Result<()> {
-    let client = peer.client.ip();
-    let user = signed_in.user.name.clone();
-    let node_info = signed_in.node_info();
-    let login = signed_in.target.login.as_deref();
-    // OpenSSH exits at once on a failed request, losing any message sent before it; so the
-    // request succeeds, the message goes to stderr, and the channel ends with status 255.
-    let refuse = |session: &mut Session, message: &str| -> anyhow::Result<()> {
-        session.channel_success(channel)?;
-        session.extended_data(channel, 1, format!("portcullis: {message}\r\n").into_bytes())?;
-        session.exit_status_request(channel, 255)?;
-        session.eof(channel)?;
-        session.close(channel)?;
-        Ok(())
+/// What a user asks a node session for; the SSH front and the web terminal both fill one in.
+pub struct Request<'a> {
+    /// The signed-in user's name and resolved roles.
+    pub identity: &'a Identity,
+    /// The node, when one by that name exists (a missing one denies like a forbidden one).
+    pub node: Option<&'a NodeRow>,
+    /// The node name as asked, for audit.
+    pub node_name: &'a str,
+    /// The login asked for; `None` picks the role's first.
+    pub login: Option<&'a str>,
+    /// The client's address (after a trusted PROXY header or X-Forwarded-For).
+    pub client: IpAddr,
+    /// What to run.
+    pub start: Start,
+    /// The terminal, if any.
+    pub pty: Option<PtyRequest>,
+    /// Environment to pass on (LANG and LC_* only).
+    pub env: Vec<(String, String)>,
+}
+
+/// A session opened on a node, ready to relay to whatever carries the user's side.
+pub struct Opened {
+    relay: Relay,
+    live: Arc<Live>,
+    node_channel: russh::Channel<client::Msg>,
+    node_session: node::NodeSession,
+}
+
+/// Authorizes, connects the node, mirrors the requests, starts the recording and registers
+/// the session; `Err` is the one line to show the user (the reason is already audited).
+pub async fn prepare(gateway: &Arc<Gateway>, request: Request<'_>) -> anyhow::Result<Result<Opened, String>> {
+    let client = request.client;
+    let identity = request.identity;
+    let user = identity.user.clone();
+    let node_info = request.node.map(|n| NodeInfo { name: n.name.clone(), labels: n.labels.clone() });
+    let Some(action) = request.start.action() else {
+        let subsystem = if let Start::Subsystem(name) = &request.start { name.clone() } else { String::new() };
+        deny(gateway, &user, request.node_name, client, "subsystem", &subsystem).await?;
+        return Ok(Err(format!("subsystem {subsystem:?} is not available")));
     };
-    let Some(action) = start.action() else {
-        let subsystem = if let Start::Subsystem(name) = &start { name.clone() } else { String::new() };
-        deny(&gateway, &signed_in, client, "subsystem", &subsystem).await?;
-        return refuse(session, &format!("subsystem {subsystem:?} is not available"));
-    };
-    let grant = match policy::authorize(&signed_in.identity, node_info.as_ref(), login, client, action) {
+    let grant = match policy::authorize(identity, node_info.as_ref(), request.login, client, action) {
         Ok(grant) => grant,
         Err(denied) => {
-            let why = policy::explain(&signed_in.identity, node_info.as_ref(), login, client, action);
-            deny(&gateway, &signed_in, client, action.as_str(), &why).await?;
-            return refuse(session, &denied.to_string());
+            let why = policy::explain(identity, node_info.as_ref(), request.login, client, action);
+            deny(gateway, &user, request.node_name, client, action.as_str(), &why).await?;
+            return Ok(Err(denied.to_string()));
         }
     };
-    let Some(node_row) = signed_in.node.as_ref() else { return refuse(session, "access denied") };
-    let node_session = match node::connect(&gateway, node_row, &grant).await {
+    let Some(node_row) = request.node else { return Ok(Err("access denied".into())) };
+    let node_session = match node::connect(gateway, node_row, &grant).await {
         Ok(s) => s,
         Err(NodeError::HostKeyMismatch { pinned, presented }) => {
             let event = Event::new("node.hostkey_mismatch")
@@ -101,7 +113,7 @@ pub async fn open(
                 .field("pinned", pinned)
                 .field("presented", presented);
             gateway.audit.log(event).await?;
-            return refuse(session, "the node's host key has changed; the session is refused (ask the operator)");
+            return Ok(Err("the node's host key has changed; the session is refused (ask the operator)".into()));
         }
         Err(NodeError::Unavailable(err)) => {
             tracing::warn!(node = %node_row.name, "node unavailable: {err:#}");
@@ -110,17 +122,17 @@ pub async fn open(
                 .node(Some(&node_row.name))
                 .field("error", format!("{err:#}"));
             gateway.audit.log(event).await?;
-            return refuse(session, "the node cannot be reached");
+            return Ok(Err("the node cannot be reached".into()));
         }
     };
-    let node_channel = match start_on_node(node_session.handle(), &pending, &start).await {
-        Ok(c) => c,
-        Err(err) => {
-            tracing::warn!(node = %node_row.name, "node refused the session: {err:#}");
-            return refuse(session, "the node refused the session");
-        }
-    };
-    let Some(user_channel) = pending.channel else { return refuse(session, "no such channel") };
+    let node_channel =
+        match start_on_node(node_session.handle(), request.pty.as_ref(), &request.env, &request.start).await {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!(node = %node_row.name, "node refused the session: {err:#}");
+                return Ok(Err("the node refused the session".into()));
+            }
+        };
 
     let id = new_id();
     let row = SessionRow {
@@ -129,21 +141,21 @@ pub async fn open(
         node: grant.node().to_string(),
         login: grant.login().to_string(),
         client_addr: client.to_string(),
-        kind: start.kind().to_string(),
+        kind: request.start.kind().to_string(),
         recorded: grant.record(),
         started_at: now(),
         ended_at: None,
     };
     let recording = if grant.record() {
         let (cols, rows, term) =
-            pending.pty.as_ref().map_or((80, 24, None), |p| (p.cols, p.rows, Some(p.term.clone())));
+            request.pty.as_ref().map_or((80, 24, None), |p| (p.cols, p.rows, Some(p.term.clone())));
         let meta = RecordingMeta {
             session_id: id.clone(),
             user: user.clone(),
             node: row.node.clone(),
             login: row.login.clone(),
             client_addr: row.client_addr.clone(),
-            command: command_text(&start),
+            command: command_text(&request.start),
             width: cols.min(u16::MAX as u32) as u16,
             height: rows.min(u16::MAX as u32) as u16,
             term,
@@ -153,7 +165,7 @@ pub async fn open(
             Err(err) if gateway.config.recordings.fail_closed => {
                 tracing::error!("cannot start a recording, refusing the session: {err:#}");
                 let _ = node_channel.close().await;
-                return refuse(session, "session closed by gateway");
+                return Ok(Err("session closed by gateway".into()));
             }
             Err(err) => {
                 tracing::error!("cannot start a recording (fail_closed = false, continuing): {err:#}");
@@ -164,42 +176,96 @@ pub async fn open(
         None
     };
     gateway.store.insert_session(&row).await?;
-    started(&gateway, &row, &grant, &start).await?;
+    started(gateway, &row, &grant, &request.start).await?;
     let live = gateway.sessions.register(row);
-    session.channel_success(channel)?;
-
     let relay = Relay {
         gateway: gateway.clone(),
         live: live.clone(),
         recording,
-        sftp: matches!(start, Start::Subsystem(_)).then(SftpWatcher::new),
+        sftp: matches!(request.start, Start::Subsystem(_)).then(SftpWatcher::new),
         max_session: grant.max_session(),
     };
+    Ok(Ok(Opened { relay, live, node_channel, node_session }))
+}
+
+impl Opened {
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.live.row.id
+    }
+
+    /// Runs the relay between the user's side and the node in a task of its own.
+    pub fn spawn(self, user_in: impl UserIn, user_out: impl UserOut) {
+        let Opened { relay, live, node_channel, node_session } = self;
+        let gateway = relay.gateway.clone();
+        let span = tracing::info_span!("session", id = %live.row.id, user = %live.row.user, node = %live.row.node);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = relay::run(relay, user_in, user_out, node_channel.split()).await;
+                finish(&gateway, &live, outcome).await;
+                drop(node_session);
+            },
+            span,
+        ));
+    }
+}
+
+/// Opens the node side for an SSH channel and starts the relay; on refusal the user gets
+/// a short message and status 255.
+pub async fn open(
+    gateway: Arc<Gateway>,
+    signed_in: Arc<SignedIn>,
+    peer: Peer,
+    channel: ChannelId,
+    pending: Pending,
+    start: Start,
+    session: &mut Session,
+) -> anyhow::Result<()> {
+    let request = Request {
+        identity: &signed_in.identity,
+        node: signed_in.node.as_ref(),
+        node_name: &signed_in.target.node,
+        login: signed_in.target.login.as_deref(),
+        client: peer.client.ip(),
+        start,
+        pty: pending.pty,
+        env: pending.env,
+    };
+    let opened = match prepare(&gateway, request).await? {
+        Ok(opened) => opened,
+        Err(message) => return refuse(session, channel, &message),
+    };
+    let Some(user_channel) = pending.channel else { return refuse(session, channel, "no such channel") };
+    session.channel_success(channel)?;
     let (user_in, user_channel) = user_channel.split();
-    let user_out = SshUser { channel: user_channel, handle: session.handle() };
-    let span = tracing::info_span!("session", id = %id, user = %user, node = %live.row.node);
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            let outcome = relay::run(relay, user_in, user_out, node_channel.split()).await;
-            finish(&gateway, &live, outcome).await;
-            drop(node_session);
-        },
-        span,
-    ));
+    opened.spawn(user_in, SshUser { channel: user_channel, handle: session.handle() });
+    Ok(())
+}
+
+/// Answers a refused request. OpenSSH exits at once on a failed request, losing any message
+/// sent before it; so the request succeeds, the message goes to stderr, and the channel
+/// ends with status 255.
+fn refuse(session: &mut Session, channel: ChannelId, message: &str) -> anyhow::Result<()> {
+    session.channel_success(channel)?;
+    session.extended_data(channel, 1, format!("portcullis: {message}\r\n").into_bytes())?;
+    session.exit_status_request(channel, 255)?;
+    session.eof(channel)?;
+    session.close(channel)?;
     Ok(())
 }
 
 /// Opens a session channel on the node, mirrors PTY and environment, then starts it.
 async fn start_on_node(
     handle: &client::Handle<node::NodeClient>,
-    pending: &Pending,
+    pty: Option<&PtyRequest>,
+    env: &[(String, String)],
     start: &Start,
 ) -> anyhow::Result<russh::Channel<client::Msg>> {
     let mut channel = handle.channel_open_session().await.context("open a channel on the node")?;
-    if let Some(pty) = &pending.pty {
+    if let Some(pty) = pty {
         channel.request_pty(false, &pty.term, pty.cols, pty.rows, pty.pix_width, pty.pix_height, &pty.modes).await?;
     }
-    for (name, value) in &pending.env {
+    for (name, value) in env {
         channel.set_env(false, name.as_str(), value.as_str()).await?;
     }
     match start {
@@ -231,16 +297,10 @@ fn command_text(start: &Start) -> Option<String> {
     }
 }
 
-async fn deny(
-    gateway: &Gateway,
-    signed_in: &SignedIn,
-    client: std::net::IpAddr,
-    what: &str,
-    why: &str,
-) -> anyhow::Result<()> {
+async fn deny(gateway: &Gateway, user: &str, node: &str, client: IpAddr, what: &str, why: &str) -> anyhow::Result<()> {
     let event = Event::new("session.denied")
-        .user(Some(&signed_in.user.name))
-        .node(Some(&signed_in.target.node))
+        .user(Some(user))
+        .node(Some(node))
         .src_ip(client)
         .field("action", what)
         .field("reason", why);
