@@ -269,6 +269,21 @@ async fn binary_output_is_replaced_and_counted() {
 }
 
 #[tokio::test]
+async fn controls_a_terminal_ignores_are_dropped_not_escaped() {
+    let (_tmp, store, recorder) = setup(64 << 20, false).await;
+    let mut rec = recorder.start(meta("ines", "gpu-09")).await.unwrap();
+    rec.output(&vec![0u8; 1 << 20]).unwrap();
+    rec.output(b"\x1b[1mbold\x1b[0m\x07\r\n").unwrap();
+    let (path, id) = (rec.path().to_path_buf(), rec.id().to_string());
+    rec.finish(&store).await.unwrap();
+    let size = fs::metadata(&path).unwrap().len();
+    assert!(size < 4096, "1 MiB of NULs cost {size} bytes");
+    assert_eq!(output_text(&read(&path).1), "\x1b[1mbold\x1b[0m\x07\r\n", "escapes and BEL are kept");
+    let row = store.get_recording(&id).await.unwrap().unwrap();
+    assert_eq!(row.replaced_bytes, 1 << 20);
+}
+
+#[tokio::test]
 async fn recordings_are_listed_by_user_node_and_time() {
     let (_tmp, store, recorder) = setup(64 << 20, false).await;
     for (user, node) in [("ivan", "gpu-01"), ("ivan", "gpu-02"), ("judy", "gpu-01")] {

@@ -25,8 +25,11 @@ pub struct Totals {
     pub output_bytes: u64,
     /// Output bytes past the cap, not recorded.
     pub capped_bytes: u64,
-    /// Output bytes recorded as U+FFFD.
+    /// Output bytes not stored verbatim: invalid UTF-8 recorded as U+FFFD, and ignored
+    /// terminal controls dropped.
     pub replaced_bytes: u64,
+    /// Of those, the dropped controls.
+    pub dropped_controls: u64,
 }
 
 /// Output not yet written as an event.
@@ -96,7 +99,10 @@ impl CastWriter {
         if self.pending.as_ref().is_some_and(|p| since(p.last, now) >= GAP || since(p.first, now) >= SPAN) {
             self.emit_pending()?;
         }
-        let text = self.output.push(bytes);
+        let mut text = self.output.push(bytes);
+        let before = text.len();
+        text.retain(|c| !ignored_by_terminals(c));
+        self.totals.dropped_controls += (before - text.len()) as u64;
         let pending =
             self.pending.get_or_insert_with(|| Pending { text: String::new(), raw: 0, first: now, last: now });
         pending.text.push_str(&text);
@@ -148,7 +154,7 @@ impl CastWriter {
         if !rest.is_empty() && !self.capped {
             self.emit(now, EventKind::Output, &rest)?;
         }
-        self.totals.replaced_bytes = self.output.replaced_bytes();
+        self.totals.replaced_bytes = self.output.replaced_bytes() + self.totals.dropped_controls;
         if self.capped {
             // Only ever in the file: the recorded user sees nothing of it.
             let note = format!(
@@ -164,7 +170,7 @@ impl CastWriter {
 
     /// What was seen so far.
     pub fn totals(&self) -> Totals {
-        Totals { replaced_bytes: self.output.replaced_bytes(), ..self.totals }
+        Totals { replaced_bytes: self.output.replaced_bytes() + self.totals.dropped_controls, ..self.totals }
     }
 
     /// Writes what is buffered, if nothing failed yet; for a recording dropped unfinished.
@@ -238,6 +244,13 @@ impl CastWriter {
         self.buffer.clear();
         result.inspect_err(|e| self.failed = Some(e.to_string()))
     }
+}
+
+/// C0 controls (and DEL) that terminals ignore: dropping them changes no screen, and keeps
+/// `cat /dev/zero` from costing six bytes of JSON escape (`\u0000`) per byte.
+/// BEL, BS, HT, LF, VT, FF, CR, SO, SI and ESC are kept.
+fn ignored_by_terminals(c: char) -> bool {
+    matches!(c, '\0'..='\x06' | '\x10'..='\x1a' | '\x1c'..='\x1f' | '\x7f')
 }
 
 fn since(earlier: Instant, now: Instant) -> Duration {
