@@ -2,7 +2,8 @@
 # Installs what building and testing portcullis needs, idempotently, on Debian.
 # Usage: scripts/install-deps.sh [run|test]
 set -euo pipefail
-want=(openssh-client openssh-server openssl curl asciinema tmux procps)
+# iproute2 and tinyproxy: the agent tests' isolated node network (ip netns, ss -K) and its proxy.
+want=(openssh-client openssh-server openssl curl asciinema tmux procps iproute2 tinyproxy)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -30,13 +30,13 @@ pub struct AgentConfig {
     pub name: String,
     /// How to reach the gateway.
     pub proxy: ProxySetting,
-    /// Labels to report at join (GPU inventory is added).
+    /// Labels to report at join (inventory labels are added; these win).
     pub labels: BTreeMap<String, String>,
     /// The data dir (host key, identity).
     pub data_dir: PathBuf,
     /// Cap of the reconnect back-off.
     pub reconnect_max: Duration,
-    /// Whether to add `nvidia-smi` inventory labels at join.
+    /// Whether to add inventory labels (host, OS, kernel, CPUs, memory, `nvidia-smi` GPUs) at join.
     pub inventory: bool,
 }
 
@@ -173,7 +173,7 @@ async fn join<F: Future<Output = ()>>(
     }
     let mut labels = config.labels.clone();
     if config.inventory {
-        for (key, value) in crate::inventory::probe().await {
+        for (key, value) in crate::inventory::collect().await {
             labels.entry(key).or_insert(value);
         }
     }
@@ -203,6 +203,13 @@ async fn join<F: Future<Output = ()>>(
                 return Ok(Some(joined));
             }
             Ok(JoinResponse::Refused { reason }) => bail!("the gateway refused the join: {reason}"),
+            // Whoever answered is not the gateway that made the token: retrying cannot help,
+            // and the token was not sent.
+            Err(err) if pin_mismatch(&err) => bail!(
+                "{err:#}: the gateway's TLS certificate does not match the token's pin, so the token was not \
+                 sent. Is {gateway} the gateway that made the token, or is something (a TLS-inspecting proxy) \
+                 intercepting the connection?"
+            ),
             Err(err) => span.in_scope(|| tracing::warn!("join failed: {}", explain(&err))),
         }
         let delay = backoff.next_delay();
@@ -214,22 +221,43 @@ async fn join<F: Future<Output = ()>>(
     }
 }
 
-/// An error chain, with a hint when the gateway refused the agent's TLS certificate.
-fn explain(err: &anyhow::Error) -> String {
-    let refused = err.chain().any(|cause| {
-        let tls = cause
+/// The TLS errors in an error chain, whether bare or inside an I/O error.
+fn tls_errors(err: &anyhow::Error) -> impl Iterator<Item = &rustls::Error> {
+    err.chain().filter_map(|cause| {
+        cause
             .downcast_ref::<rustls::Error>()
-            .or_else(|| cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()?.downcast_ref()));
+            .or_else(|| cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()?.downcast_ref()))
+    })
+}
+
+/// Whether the dial failed because the gateway's certificate is not the pinned one.
+fn pin_mismatch(err: &anyhow::Error) -> bool {
+    tls_errors(err).any(|tls| {
+        matches!(tls, rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+    })
+}
+
+/// An error chain, with a hint when the gateway refused the agent's TLS certificate or
+/// presented one that is not the pinned one.
+fn explain(err: &anyhow::Error) -> String {
+    if pin_mismatch(err) {
+        return format!(
+            "{err:#} (the gateway's TLS certificate is not the one pinned at the join: if the gateway's \
+             certificate was replaced, join again with a new token; otherwise something is intercepting \
+             the connection)"
+        );
+    }
+    let refused = tls_errors(err).any(|tls| {
         matches!(
             tls,
-            Some(rustls::Error::AlertReceived(
+            rustls::Error::AlertReceived(
                 rustls::AlertDescription::BadCertificate
                     | rustls::AlertDescription::UnknownCA
                     | rustls::AlertDescription::CertificateRevoked
                     | rustls::AlertDescription::CertificateUnknown
                     | rustls::AlertDescription::CertificateRequired
                     | rustls::AlertDescription::AccessDenied
-            ))
+            )
         )
     });
     if refused {

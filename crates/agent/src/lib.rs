@@ -6,7 +6,7 @@
 //! - [`join`], [`identity`]: the join exchange and what it leaves in the data dir
 //! - [`tunnel`]: the outer SSH server on the TLS stream; [`sessions`]: the inner one per session
 //! - [`login`], [`account`]: who may log in; [`process`], [`relay`]: what runs and its I/O
-//! - [`inventory`]: GPU labels; [`backoff`]: reconnect delays
+//! - [`inventory`]: host and GPU labels; [`backoff`]: reconnect delays
 #![deny(unsafe_code)]
 
 pub mod account;

@@ -227,7 +227,7 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
                 .map(|n| {
                     serde_json::json!({
                         "name": n.name, "addr": n.addr.unwrap_or_else(|| "-".into()),
-                        "labels": labels_text(&n.labels), "host_key": host_key_fingerprint(n.host_key.as_deref()),
+                        "labels": n.labels, "host_key": host_key_fingerprint(n.host_key.as_deref()),
                         "online": if n.source == "agent" { serde_json::json!(gateway.tunnels.online(&n.name)) } else { serde_json::json!("-") },
                         "source": n.source,
                     })

@@ -94,7 +94,11 @@ impl Gateway {
         let data = DataDir::open(&config)?;
         let tls_origin = match &config.tls {
             Some(files) => format!("{} / {}", files.cert.display(), files.key.display()),
-            None => data.root.display().to_string(),
+            None => format!(
+                "{} / {}",
+                data.path(crate::datadir::TLS_CERT).display(),
+                data.path(crate::datadir::TLS_KEY).display()
+            ),
         };
         let tls =
             crate::tls::server_configs(&data.tls_cert_pem, &data.tls_key_pem, &data.agent_ca_cert_pem, &tls_origin)?;

@@ -76,10 +76,19 @@ pub async fn serve(gateway: Arc<Gateway>, stream: Stream, peer: Peer) -> anyhow:
         .context("TLS handshake failed")?;
     let wants_agent = start.client_hello().alpn().is_some_and(|mut offered| offered.any(|p| p == ALPN_AGENT));
     let config = if wants_agent { gateway.tls.agent.clone() } else { gateway.tls.web.clone() };
-    let tls = tokio::time::timeout_at(deadline, start.into_stream(config))
-        .await
-        .context("TLS handshake timed out")?
-        .context("TLS handshake failed")?;
+    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) if wants_agent => {
+            // Most often an agent whose token pins another certificate: it refuses ours.
+            let event = crate::audit::Event::new("node.tunnel_refused")
+                .src_ip(peer.client.ip())
+                .field("reason", format!("agent TLS handshake failed: {err}"));
+            gateway.audit.log(event).await?;
+            return Err(err).context("agent TLS handshake failed");
+        }
+        Ok(Err(err)) => return Err(err).context("TLS handshake failed"),
+        Err(_) => anyhow::bail!("TLS handshake timed out"),
+    };
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     match alpn.as_deref() {
         None | Some(ALPN_H2) | Some(ALPN_HTTP1) => crate::web::serve(gateway, tls, peer).await,

@@ -123,6 +123,11 @@ where
         None => join(&gateway, stream, peer).await,
         Some(fingerprint) => {
             let Some(node) = gateway.store.node_by_agent_cert(&fingerprint).await? else {
+                let event = Event::new("node.tunnel_refused")
+                    .src_ip(peer.client.ip())
+                    .field("reason", "certificate of a removed node")
+                    .field("certificate", fingerprint.as_str());
+                gateway.audit.log(event).await?;
                 bail!("agent certificate {fingerprint} belongs to no node (removed?): closed");
             };
             tunnel(gateway, stream, &node).await
@@ -137,8 +142,18 @@ where
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     let mut limited = (&mut reader).take(MAX_JOIN_LINE as u64);
-    tokio::time::timeout(JOIN_TIMEOUT, limited.read_line(&mut line)).await.context("join request timed out")??;
-    let answer = match admit(gateway, &line, peer).await {
+    let read = tokio::time::timeout(JOIN_TIMEOUT, limited.read_line(&mut line)).await;
+    let received = match read {
+        Err(_) => Err("join request timed out"),
+        Ok(Err(_)) => Err("join request is not a text line"),
+        Ok(Ok(0)) => Err("no join request"),
+        Ok(Ok(_)) => Ok(()),
+    };
+    let answer = match received {
+        Err(reason) => Err(reason.to_string()),
+        Ok(()) => admit(gateway, &line, peer).await,
+    };
+    let answer = match answer {
         Ok(answer) => answer,
         Err(reason) => {
             let event = Event::new("node.join_failed").src_ip(peer.client.ip()).field("reason", reason.as_str());

@@ -364,6 +364,11 @@ fn print(response: &Response, json: bool) -> anyhow::Result<()> {
     let cell = |v: Option<&serde_json::Value>| match v {
         None | Some(serde_json::Value::Null) => "-".to_string(),
         Some(serde_json::Value::String(s)) => s.clone(),
+        // Label maps read as k=v,k=v in a table; --json keeps the object.
+        Some(serde_json::Value::Object(map)) if map.is_empty() => "-".to_string(),
+        Some(serde_json::Value::Object(map)) => {
+            map.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
+        }
         Some(other) => other.to_string(),
     };
     let table: Vec<Vec<String>> =

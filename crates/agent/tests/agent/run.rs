@@ -228,9 +228,12 @@ async fn a_wrong_pin_never_sends_the_token() {
     let mut config = config(&gateway, dir.path());
     config.proxy = ProxySetting::Direct;
     config.token = Some(JoinToken { secret: "s3cret-join-token-0123456789".into(), pin: "0f".repeat(32) });
-    let run = portcullis_agent::run(config, tokio::time::sleep(Duration::from_secs(2)));
-    tokio::time::timeout(Duration::from_secs(10), run).await.expect("shutdown ends the retries").unwrap();
+    let run = portcullis_agent::run(config, std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(10), run).await.expect("a wrong pin is final").unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("does not match the token's pin") && text.contains("not sent"), "{text}");
     assert!(gateway.joins.try_recv().is_err(), "the token went to an unpinned gateway");
+    assert!(!dir.path().join("identity.json").exists());
 }
 
 async fn open_session(

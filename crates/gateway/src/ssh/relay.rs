@@ -23,6 +23,8 @@ use crate::sessions::Live;
 
 /// The one message a user sees when the gateway ends their session.
 pub const CLOSED_BY_GATEWAY: &[u8] = b"\r\nsession closed by gateway\r\n";
+/// What a user sees when the node's side of the session vanished.
+pub const NODE_LOST: &[u8] = b"\r\nportcullis: the connection to the node was lost\r\n";
 /// How often the recording is flushed to disk.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -49,6 +51,8 @@ pub struct Outcome {
     pub exit_signal: Option<String>,
     /// Why the gateway ended it, if it did.
     pub ended_by_gateway: Option<&'static str>,
+    /// The connection to the node went away without the channel closing.
+    pub node_lost: bool,
     /// The recording, to be finished by the caller.
     pub recording: Option<Recording>,
     /// Whether writing the recording failed.
@@ -119,7 +123,7 @@ pub async fn run(
             let live = live.clone();
             let user_tx = &user_tx;
             async move {
-                let mut outcome = Outcome::default();
+                let mut outcome = Outcome { node_lost: true, ..Default::default() };
                 while let Some(msg) = node_rx.wait().await {
                     let sent = match msg {
                         ChannelMsg::Data { data } => {
@@ -151,10 +155,14 @@ pub async fn run(
                             outcome.exit_signal = Some(format!("{signal_name:?}"));
                             user_tx.exit_signal(signal_name, core_dumped, error_message).await
                         }
-                        ChannelMsg::Close => break,
+                        ChannelMsg::Close => {
+                            outcome.node_lost = false;
+                            break;
+                        }
                         _ => Ok(()),
                     };
                     if sent.is_err() {
+                        outcome.node_lost = false;
                         break;
                     }
                 }
@@ -199,6 +207,11 @@ pub async fn run(
             }
         }
     };
+    if outcome.node_lost && outcome.exit_status.is_none() && outcome.exit_signal.is_none() {
+        let _ = user_tx.stderr(bytes::Bytes::from_static(NODE_LOST)).await;
+    } else {
+        outcome.node_lost = false;
+    }
     if outcome.ended_by_gateway.is_some() {
         let _ = user_tx.stderr(bytes::Bytes::from_static(CLOSED_BY_GATEWAY)).await;
         let _ = user_tx.eof().await;

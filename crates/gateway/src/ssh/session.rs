@@ -354,6 +354,8 @@ async fn finish(gateway: &Gateway, live: &crate::sessions::Live, outcome: relay:
     }
     if let Some(reason) = outcome.ended_by_gateway {
         event = event.field("ended_by", reason);
+    } else if outcome.node_lost {
+        event = event.field("ended_by", "node connection lost");
     }
     if outcome.recording_failed {
         event = event.field("recording_failed", true);

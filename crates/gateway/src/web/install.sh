@@ -31,12 +31,14 @@ install -m 0755 "$TMP" "$BIN"
 # The token travels in the environment, not on a command line other users can read.
 export PORTCULLIS_JOIN_TOKEN="$TOKEN"
 set -- agent --gateway "$GATEWAY" --data-dir "$DATA_DIR"
-[ -n "$PROXY" ] && set -- "$@" --proxy "$PROXY"
+# A proxy URL may hold a password: it too travels in the environment.
+[ -n "$PROXY" ] && export HTTPS_PROXY="$PROXY"
 [ -n "$NAME" ] && set -- "$@" --name "$NAME"
 [ -n "$LABELS" ] && set -- "$@" --labels "$LABELS"
 if [ -z "$FOREGROUND" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   umask 077
   printf 'PORTCULLIS_JOIN_TOKEN=%s\n' "$TOKEN" > /etc/portcullis-agent.env
+  [ -n "$PROXY" ] && printf 'HTTPS_PROXY=%s\n' "$PROXY" >> /etc/portcullis-agent.env
   umask 022
   cat > /etc/systemd/system/portcullis-agent.service <<UNIT
 [Unit]

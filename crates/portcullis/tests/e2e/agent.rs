@@ -76,7 +76,7 @@ fn an_agent_joins_through_a_proxy_serves_recorded_sessions_and_can_be_revoked() 
     assert!(proxy.tunnels.load(Ordering::Relaxed) >= 2, "join and tunnel both went through the proxy");
     let nodes = gw.ctl_json(&["nodes", "ls"]);
     let edge = node(&nodes, "edge-01").unwrap();
-    assert!(edge["labels"].as_str().unwrap().contains("site=edge"), "{edge:?}");
+    assert_eq!(edge["labels"]["site"], "edge", "{edge:?}");
     assert_eq!(edge["source"], "agent");
     assert!(!gw.audit("node.join").is_empty());
 

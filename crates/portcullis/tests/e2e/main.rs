@@ -5,6 +5,10 @@ mod support;
 
 mod admin;
 mod agent;
+mod agent_fleet;
+mod agent_inventory;
+mod agent_netns;
+mod agent_refusals;
 mod harness;
 mod recording;
 mod relay;

@@ -238,6 +238,8 @@ fn a_changed_host_key_is_refused_until_repinned() {
     }
     assert!(child.try_wait().unwrap().is_some(), "the user's session closed when the node went away");
     eventually("session.end", Duration::from_secs(10), || {
-        lab.gw.audit("session.end").iter().any(|e| e["user"] == "ops" && e.get("exit_status").is_none())
+        lab.gw.audit("session.end").iter().any(|e| e["user"] == "ops" && e["ended_by"] == "node connection lost")
     });
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out.stderr).contains("connection to the node was lost"), "{}", text(&out.stderr));
 }

@@ -18,6 +18,16 @@ fn exec_and_pty_shell_carry_output_status_stdin_and_env() {
     let out = lab.exec(&lab.vendor_key, "gpu-01", "echo $((6*7))");
     assert_eq!(text(&out.stdout), "42\n", "stderr: {}", text(&out.stderr));
     assert_eq!(lab.exec(&lab.vendor_key, "gpu-01", "exit 3").status.code(), Some(3));
+    // A command killed by a signal: the client sees what it sees from sshd directly.
+    let through = lab.exec(&lab.vendor_key, "gpu-01", "kill -TERM $$");
+    let direct = crate::support::ssh_base(&lab.node.client_key, lab.node.port)
+        .arg(format!("{}@127.0.0.1", lab.node.user))
+        .arg("kill -TERM $$")
+        .output()
+        .unwrap();
+    assert_eq!(through.status.code(), direct.status.code(), "exit signal propagated");
+    let ends = lab.gw.audit("session.end");
+    assert!(ends.iter().any(|e| e["exit_signal"].as_str().is_some_and(|s| s.contains("TERM"))), "{ends:?}");
 
     let mut child = lab
         .ssh(&lab.vendor_key, &lab.target("gpu-01"))

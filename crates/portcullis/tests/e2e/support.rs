@@ -1,9 +1,11 @@
 //! The test harness every later test uses: a gateway, sshd nodes, ssh clients.
 
+pub mod agents;
 pub mod connect_proxy;
 pub mod forward;
 pub mod gateway;
 pub mod lab;
+pub mod netns;
 pub mod sshd;
 
 use std::path::Path;
