@@ -52,6 +52,10 @@ pub struct Gateway {
     pub local_addr: OnceLock<SocketAddr>,
     /// The one-time admin setup token, made on first start.
     pub setup_token: Option<String>,
+    /// Web accounts (password hashing limits).
+    pub accounts: crate::accounts::Accounts,
+    /// Web terminals per web session.
+    pub web: crate::web::WebState,
 }
 
 /// Counters of the shared port.
@@ -159,6 +163,8 @@ impl Gateway {
             shutdown: Shutdown::default(),
             local_addr: OnceLock::new(),
             setup_token,
+            accounts: crate::accounts::Accounts::default(),
+            web: crate::web::WebState::default(),
         }))
     }
 
@@ -177,6 +183,8 @@ impl Gateway {
         self.audit.log(Event::new("gateway.start").field("listen", local.to_string())).await?;
         let admin = tokio::spawn(admin::serve(self.clone(), unix));
         tokio::spawn(crate::node::reap(self.clone()));
+        tokio::spawn(crate::accounts::expiry::run(self.clone()));
+        tokio::spawn(crate::web::reap(self.clone()));
         listen::serve(self.clone(), tcp).await;
         let _ = admin.await;
         let _ = std::fs::remove_file(self.admin_socket());

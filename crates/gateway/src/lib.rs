@@ -1,6 +1,7 @@
 //! The portcullis gateway as a library: one port, the SSH front, the web, the admin socket.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod config;

@@ -4,12 +4,15 @@
 //! SQL is kept portable (`$N` placeholders, INTEGER times and flags, TEXT JSON) so a
 //! PostgreSQL backend can share it.
 
+mod accounts;
 mod catalog;
+mod invites;
 mod recordings;
 mod schema;
 mod sessions;
 mod tokens;
 mod users;
+mod web_sessions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,11 +22,14 @@ use anyhow::Context;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use accounts::Credentials;
 pub use catalog::{AuditFilter, AuditIndexEntry, NodeRow, RoleRow};
+pub use invites::InviteRow;
 pub use recordings::{RecordingEnd, RecordingFilter, RecordingRow};
 pub use sessions::SessionRow;
 pub use tokens::TokenRow;
 pub use users::{KeyRow, UserRow};
+pub use web_sessions::WebSessionRow;
 
 /// The gateway's database.
 #[derive(Clone)]

@@ -1,13 +1,29 @@
 //! HTTPS on the shared port: the browser UI and the JSON API under `/api/`.
 //!
-//! The vendor UI, accounts and terminal arrive with the web issue. What is here is the
-//! real serving path (TLS → HTTP/1.1 or HTTP/2 → axum), the security headers every answer
-//! carries, a health endpoint, the agent installer and binary, and 404 for everything else.
+//! The API (described by `/api/openapi.json`) signs users in with password + TOTP,
+//! redeems invites, lists the caller's nodes and opens terminals over a WebSocket into
+//! the same relay as SSH. Every answer carries the security headers; unknown paths,
+//! wrong methods and paths the caller may not know of all answer the same 404.
+
+mod auth;
+mod client_addr;
+mod error;
+mod invite;
+mod login;
+mod nodes;
+mod openapi;
+mod origin;
+mod restricted;
+mod routes;
+pub mod session;
+mod state;
+mod terminal;
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, State};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,8 +32,16 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use client_addr::{BadForwardedFor, client_address};
+pub use session::reap;
+pub use state::WebState;
+
 use crate::gateway::Gateway;
 use crate::listen::Peer;
+use crate::policy::Permission;
+
+/// Largest request body the API reads.
+const MAX_BODY: usize = 16 * 1024;
 
 /// Serves HTTP on one accepted TLS stream.
 pub async fn serve<S>(gateway: Arc<Gateway>, stream: S, peer: Peer) -> anyhow::Result<()>
@@ -33,15 +57,42 @@ where
         .map_err(|e| anyhow::anyhow!("http: {e}"))
 }
 
+/// Every API route, in the order the OpenAPI document lists them.
+fn api() -> routes::Api {
+    routes::Api::new()
+        .get("/api/health", health)
+        .get("/api/openapi.json", openapi::document)
+        .post("/api/login", login::login)
+        .post("/api/logout", login::logout)
+        .get("/api/me", login::me)
+        .get("/api/nodes", nodes::list)
+        .get("/api/invite/{token}", invite::show)
+        .post("/api/invite/{token}", invite::redeem)
+        .post("/api/invite/{token}/enroll", invite::enroll)
+        .websocket("/api/terminal", terminal::upgrade)
+        .restricted("/api/recordings", Permission::RecordingsRead, restricted::recordings)
+        .restricted("/api/audit", Permission::AuditRead, restricted::audit)
+        .restricted("/api/sessions", Permission::SessionsObserve, restricted::sessions)
+        .restricted("/api/users", Permission::UsersManage, restricted::users)
+}
+
 fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    api()
+        .router
         .route("/", get(index))
-        .route("/api/health", get(health))
         .route("/install.sh", get(install_script))
         .route("/download/portcullis", get(download_binary))
         .fallback(not_found)
-        .layer(axum::middleware::map_response(security_headers))
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(gateway)
+}
+
+/// The addresses browsers reach this gateway on: the bound listen address and every `public_addr`.
+pub fn addresses(gateway: &Gateway) -> Vec<String> {
+    let listen = gateway.local_addr.get().copied().unwrap_or(gateway.config.listen.addr);
+    std::iter::once(listen.to_string()).chain(gateway.config.listen.public_addr.iter().cloned()).collect()
 }
 
 async fn index() -> Html<&'static str> {
@@ -86,11 +137,16 @@ async fn binary_digest() -> Option<String> {
         .clone()
 }
 
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found\n").into_response()
+async fn not_found(request: Request) -> Response {
+    // Read (a bounded part of) any body first: an HTTP/2 stream answered before its body
+    // was read is reset, which some clients report as an error rather than a 404.
+    let _ = axum::body::to_bytes(request.into_body(), MAX_BODY).await;
+    error::not_found()
 }
 
-async fn security_headers(mut response: Response) -> Response {
+async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let fixed = [
         (
@@ -104,6 +160,10 @@ async fn security_headers(mut response: Response) -> Response {
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    if api {
+        // Answers carry CSRF tokens and TOTP secrets: no cache may keep them.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod config_nginx;
 mod ctl;
 mod demo;
 mod paths;
@@ -26,6 +27,8 @@ enum Command {
     Ctl(ctl::Args),
     /// Run the node agent: dial out to the gateway, join once, then serve sessions over the tunnel.
     Agent(agent::Args),
+    /// Print configuration for what runs around the gateway (nginx in front).
+    Config(config_nginx::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Start(args) => start::run(args),
         Command::Ctl(args) => ctl::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Config(args) => config_nginx::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,4 +6,6 @@ pub mod audit;
 pub mod proxy_header;
 pub mod sftp;
 pub mod sniff;
+pub mod totp;
 pub mod tunnel;
+pub mod web_terminal;

@@ -25,6 +25,8 @@ use crate::sessions::Live;
 pub const CLOSED_BY_GATEWAY: &[u8] = b"\r\nsession closed by gateway\r\n";
 /// What a user sees when the node's side of the session vanished.
 pub const NODE_LOST: &[u8] = b"\r\nportcullis: the connection to the node was lost\r\n";
+/// How long the node may take to report an exit status after the user's side went away.
+const USER_GONE_GRACE: Duration = Duration::from_secs(2);
 /// How often the recording is flushed to disk.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -78,8 +80,10 @@ pub async fn run(
     let gateway = relay.gateway.clone();
     let live = relay.live.clone();
 
+    let user_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut outcome = {
         let up = {
+            let user_closed = user_closed.clone();
             let taps = taps.clone();
             let gateway = gateway.clone();
             let live = live.clone();
@@ -113,6 +117,7 @@ pub async fn run(
                         break;
                     }
                 }
+                user_closed.store(true, std::sync::atomic::Ordering::Relaxed);
                 let _ = node_tx.close().await;
             }
         };
@@ -166,6 +171,8 @@ pub async fn run(
                         break;
                     }
                 }
+                // Our own close (the user went first) also ends the node's stream without a Close.
+                outcome.node_lost &= !user_closed.load(std::sync::atomic::Ordering::Relaxed);
                 outcome
             }
         };
@@ -195,12 +202,19 @@ pub async fn run(
             }
         };
 
-        tokio::pin!(up, down, ticker, deadline);
+        // When the user's side ends first, russh drops the node channel on our close and
+        // never reports the node's close: wait briefly for an exit status, then stop.
+        let user_gone = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(up, down, ticker, deadline, user_gone);
         let mut up_done = false;
         loop {
             tokio::select! {
                 outcome = &mut down => break outcome,
-                () = &mut up, if !up_done => up_done = true,
+                () = &mut up, if !up_done => {
+                    up_done = true;
+                    user_gone.as_mut().reset(tokio::time::Instant::now() + USER_GONE_GRACE);
+                }
+                () = &mut user_gone, if up_done => break Outcome::default(),
                 reason = &mut ticker => break Outcome { ended_by_gateway: Some(reason), ..Default::default() },
                 () = live.killed() => break Outcome { ended_by_gateway: Some("killed"), ..Default::default() },
                 () = &mut deadline => break Outcome { ended_by_gateway: Some("max_session"), ..Default::default() },

@@ -99,6 +99,25 @@ ALTER TABLE recordings ADD COLUMN replaced_bytes INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE nodes ADD COLUMN agent_cert TEXT;
 "#,
+    r#"
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+ALTER TABLE invites ADD COLUMN pending_totp TEXT;
+CREATE TABLE web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    client_addr TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_user ON web_sessions(user_name);
+CREATE TABLE login_failures (
+    subject TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_subject ON login_failures(subject, at);
+"#,
 ];
 
 /// Brings the schema up to date.

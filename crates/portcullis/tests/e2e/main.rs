@@ -13,3 +13,4 @@ mod harness;
 mod recording;
 mod relay;
 mod shared_port;
+mod web;

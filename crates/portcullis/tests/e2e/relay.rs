@@ -303,3 +303,28 @@ fn certificates_other_key_types_and_default_logins_sign_in() {
     assert!(text(&out.stderr).contains("session closed by gateway"));
     assert_eq!(lab.exec(&lab.vendor_key, "gpu-01", "true").status.code(), Some(255), "a locked user cannot sign in");
 }
+
+#[test]
+fn a_session_ends_when_its_user_goes_away() {
+    let lab = Lab::start("", "");
+    let mut child = lab
+        .ssh(&lab.vendor_key, &lab.target("gpu-01"))
+        .args(["-tt"])
+        .arg("sleep 120")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::eventually("the session to start", Duration::from_secs(10), || {
+        !lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty()
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    crate::support::eventually("the session to end", Duration::from_secs(10), || {
+        lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty()
+    });
+    assert!(lab.gw.audit("session.end").iter().any(|e| e["user"] == "vendor"));
+    let recs = lab.gw.ctl_json(&["recordings", "ls"]);
+    assert_eq!(recs[0]["complete"], true, "the recording is finished: {recs:?}");
+}
