@@ -125,8 +125,7 @@ async fn open(gateway: Arc<Gateway>, caller: Caller, query: TerminalQuery, socke
         live_id: live_id.clone(),
         closed_by_gateway: AtomicBool::new(false),
     };
-    let user_in =
-        WebIn { stream, sink: sink.clone(), gateway: gateway.clone(), live_id: live_id.clone(), hung_up: false };
+    let user_in = WebIn { stream, sink: sink.clone(), hung_up: false };
     opened.spawn(user_in, user_out);
     tokio::spawn(ping(sink));
     // A lock, expiry or logout may have landed while the node session opened.
@@ -169,8 +168,6 @@ async fn ping(sink: Sink) {
 struct WebIn {
     stream: SplitStream<WebSocket>,
     sink: Sink,
-    gateway: Arc<Gateway>,
-    live_id: String,
     hung_up: bool,
 }
 
@@ -214,13 +211,11 @@ impl WebIn {
     }
 
     /// The relay ends when the node closes the channel; if the shell outlives the hangup
-    /// (ignores SIGHUP, or the node does not take signals), the gateway ends the session.
+    /// (ignores SIGHUP, or the node does not take signals), the user side ends here and the
+    /// relay closes the node's channel: the user left, the gateway ended nothing.
     async fn after_hangup(&mut self) -> Option<UserInput> {
         tokio::time::sleep(HANGUP_GRACE).await;
-        if let Some(live) = self.gateway.sessions.get(&self.live_id) {
-            live.kill();
-        }
-        std::future::pending().await
+        None
     }
 }
 
