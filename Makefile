@@ -30,3 +30,8 @@ fmt:
 clean:
 	$(CARGO) clean
 
+## Benchmarks side by side with OpenSSH (bench/run; results in bench/results/, see BENCHMARKS.md).
+## REPS=5 CONC_N=1000 for the issue's full figures; SMOKE=1 for a tiny run (CI). Needs root.
+.PHONY: bench
+bench: deps
+	CARGO="$(CARGO)" bench/run

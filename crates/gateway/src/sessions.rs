@@ -33,7 +33,8 @@ pub struct Live {
     /// Bytes from the user to the node.
     pub bytes_in: AtomicU64,
     kill: watch::Sender<bool>,
-    output: broadcast::Sender<Bytes>,
+    /// Made by the first watcher: most sessions are never watched.
+    output: Mutex<Option<broadcast::Sender<Bytes>>>,
     screen: Mutex<VecDeque<u8>>,
 }
 
@@ -45,7 +46,7 @@ impl Sessions {
             bytes_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             kill: watch::channel(false).0,
-            output: broadcast::channel(WATCH_BUFFER).0,
+            output: Mutex::new(None),
             screen: Mutex::new(VecDeque::new()),
         });
         self.lock().insert(live.row.id.clone(), live.clone());
@@ -88,14 +89,14 @@ impl Live {
     /// Notes output sent to the user: kept for late watchers and sent to current ones.
     pub fn output(&self, bytes: &[u8]) {
         self.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        {
-            let mut screen = self.screen.lock().expect("screen lock poisoned");
-            screen.extend(bytes);
-            let excess = screen.len().saturating_sub(SCREEN_TAIL);
-            screen.drain(..excess);
-        }
-        if self.output.receiver_count() > 0 {
-            let _ = self.output.send(Bytes::copy_from_slice(bytes));
+        let mut screen = self.screen.lock().expect("screen lock poisoned");
+        screen.extend(bytes);
+        let excess = screen.len().saturating_sub(SCREEN_TAIL);
+        screen.drain(..excess);
+        // Sent under the screen lock, so a watcher joining now misses nothing and sees nothing twice.
+        let output = self.output.lock().expect("output lock poisoned");
+        if let Some(sender) = output.as_ref().filter(|s| s.receiver_count() > 0) {
+            let _ = sender.send(Bytes::copy_from_slice(bytes));
         }
     }
 
@@ -107,7 +108,8 @@ impl Live {
     /// The recent output and a receiver of what follows, taken together so nothing is lost between.
     pub fn watch(&self) -> (Vec<u8>, broadcast::Receiver<Bytes>) {
         let screen = self.screen.lock().expect("screen lock poisoned");
-        let receiver = self.output.subscribe();
+        let mut output = self.output.lock().expect("output lock poisoned");
+        let receiver = output.get_or_insert_with(|| broadcast::channel(WATCH_BUFFER).0).subscribe();
         (screen.iter().copied().collect(), receiver)
     }
 

@@ -70,7 +70,8 @@ impl CastWriter {
             output: Utf8Decoder::new(),
             input: Utf8Decoder::new(),
             pending: None,
-            buffer: Vec::with_capacity(BUFFER_MAX + EVENT_MAX),
+            // Grows only while output is pending: an idle session costs no buffer.
+            buffer: Vec::new(),
             size: 0,
             last_write: started,
             capped: false,
@@ -242,6 +243,9 @@ impl CastWriter {
         }
         let result = self.file.write_all(&self.buffer);
         self.buffer.clear();
+        if self.buffer.capacity() > BUFFER_MAX + EVENT_MAX {
+            self.buffer.shrink_to(BUFFER_MAX + EVENT_MAX);
+        }
         result.inspect_err(|e| self.failed = Some(e.to_string()))
     }
 }
