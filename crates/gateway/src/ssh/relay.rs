@@ -209,6 +209,10 @@ pub async fn run(
         let mut up_done = false;
         loop {
             tokio::select! {
+                // A kill wins over anything that became ready with it (a lock also closes
+                // the user's pooled node connections, which ends `down`).
+                biased;
+                () = live.killed() => break Outcome { ended_by_gateway: Some("killed"), ..Default::default() },
                 outcome = &mut down => break outcome,
                 () = &mut up, if !up_done => {
                     up_done = true;
@@ -216,7 +220,6 @@ pub async fn run(
                 }
                 () = &mut user_gone, if up_done => break Outcome::default(),
                 reason = &mut ticker => break Outcome { ended_by_gateway: Some(reason), ..Default::default() },
-                () = live.killed() => break Outcome { ended_by_gateway: Some("killed"), ..Default::default() },
                 () = &mut deadline => break Outcome { ended_by_gateway: Some("max_session"), ..Default::default() },
             }
         }
