@@ -363,3 +363,24 @@ async fn an_expired_account_loses_its_live_terminal_and_its_session() {
     assert_eq!(login(gw, "temp", PASSWORD, &code).status, 401);
     assert_eq!(reasons(gw, "temp").last().unwrap(), "expired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_terminal_reaches_a_node_behind_an_agent() {
+    // `--demo` runs the real agent code in-process: join, mutual-TLS tunnel, inner SSH login.
+    let gw = TestGateway::start_with("", "", &["--demo"]);
+    crate::support::eventually("the demo node online", WAIT, || {
+        gw.ctl_json(&["nodes", "ls"]).iter().any(|n| n["name"] == "demo" && n["online"] == true)
+    });
+    let acme = add_user(&gw, "acme", "demo", None);
+    let nodes = acme.browser.get("/api/nodes").json();
+    let demo = nodes["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "demo").cloned();
+    assert_eq!(demo.as_ref().map(|n| n["online"].clone()), Some(json!(true)), "{nodes}");
+    let origin = acme.browser.origin();
+    let mut term = acme.browser.terminal("node=demo&cols=80&rows=24", Some(&origin)).await.expect("upgrade");
+    term.keys("echo agent-$((7*6))\r").await;
+    assert!(term.until("agent-42", WAIT).await, "no agent-42 in {:?}", term.output);
+    term.keys("exit\r").await;
+    assert!(term.until_closed(WAIT).await);
+    let recordings = gw.ctl_json(&["recordings", "ls", "--node", "demo"]);
+    assert_eq!(recordings.len(), 1, "recorded like an agentless session: {recordings:?}");
+}
