@@ -1,62 +1,24 @@
 //! Agents: nodes with no inbound route join and serve sessions through the one port,
 //! through an HTTP CONNECT proxy, and the installer the gateway serves.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::agents::{Spawned, agent_command, apply_roles, me, node, online};
 use crate::support::connect_proxy::ConnectProxy;
 use crate::support::gateway::{BIN, TestGateway};
 use crate::support::ssh_base;
 use crate::support::{eventually, text};
 
-/// An agent process (or the installer pipeline that ends in one), killed with its whole
-/// process group on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent(gw: &TestGateway, args: &[&str], data_dir: &std::path::Path) -> Agent {
-    let child = Command::new(BIN)
-        .process_group(0)
-        .args(["agent", "--gateway", &gw.addr.to_string(), "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("portcullis agent starts");
-    Agent(child)
-}
-
-fn node<'a>(nodes: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
-    nodes.iter().find(|n| n["name"] == name)
-}
-
-fn me() -> String {
-    text(&Command::new("id").arg("-un").output().unwrap().stdout).trim().to_string()
+/// `portcullis agent` against `gw`, its output logged beside `data_dir`.
+fn agent(gw: &TestGateway, args: &[&str], data_dir: &std::path::Path) -> Spawned {
+    let cmd = agent_command(Command::new(BIN), &gw.addr.to_string(), data_dir, args);
+    Spawned::start(cmd, &data_dir.with_extension("log"))
 }
 
 fn roles(gw: &TestGateway) {
-    let file = gw.dir.path().join("agent-roles.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[role]]\nname = \"edge\"\nnodes = {{ site = \"edge\" }}\nlogins = [\"{}\"]\nallow = [\"shell\", \"exec\", \"file_transfer\"]\nrecord = true\nsource_cidrs = [\"127.0.0.0/8\"]\n",
-            me()
-        ),
-    )
-    .unwrap();
-    gw.ctl_ok(&["roles", "apply", file.to_str().unwrap()]);
+    apply_roles(gw, &[("edge", r#"site = "edge""#)]);
 }
 
 #[test]
@@ -70,12 +32,9 @@ fn an_agent_joins_through_a_proxy_serves_recorded_sessions_and_can_be_revoked() 
     let data = gw.dir.path().join("agent-data");
     let proxy_url = format!("http://u:p@{}", proxy.addr);
     let mut running = agent(&gw, &["--token", &token, "--name", "edge-01", "--proxy", &proxy_url], &data);
-    eventually("edge-01 online", Duration::from_secs(30), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "edge-01").is_some_and(|n| n["online"] == true)
-    });
+    eventually("edge-01 online", Duration::from_secs(30), || online(&gw, "edge-01"));
     assert!(proxy.tunnels.load(Ordering::Relaxed) >= 2, "join and tunnel both went through the proxy");
-    let nodes = gw.ctl_json(&["nodes", "ls"]);
-    let edge = node(&nodes, "edge-01").unwrap();
+    let edge = node(&gw, "edge-01").unwrap();
     assert_eq!(edge["labels"]["site"], "edge", "{edge:?}");
     assert_eq!(edge["source"], "agent");
     assert!(!gw.audit("node.join").is_empty());
@@ -98,26 +57,24 @@ fn an_agent_joins_through_a_proxy_serves_recorded_sessions_and_can_be_revoked() 
     // The token is one-time.
     let other = gw.dir.path().join("agent-2");
     let mut second = agent(&gw, &["--token", &token, "--name", "edge-02"], &other);
-    let status = wait_exit(&mut second.0, Duration::from_secs(20));
+    let status = second.wait_exit(Duration::from_secs(20));
     assert!(status.is_some_and(|s| !s.success()), "a used token is refused");
     assert!(gw.audit("node.join_failed").iter().any(|e| e["reason"].as_str().unwrap_or("").contains("token")));
 
     // The agent keeps its identity: it reconnects without the token.
     drop(running);
     eventually("edge-01 offline", Duration::from_secs(30), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "edge-01").is_some_and(|n| n["online"] == false)
+        node(&gw, "edge-01").is_some_and(|n| n["online"] == false)
     });
     running = agent(&gw, &[], &data);
-    eventually("edge-01 back online", Duration::from_secs(30), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "edge-01").is_some_and(|n| n["online"] == true)
-    });
+    eventually("edge-01 back online", Duration::from_secs(30), || online(&gw, "edge-01"));
 
     // Removing the node revokes the identity: the tunnel drops and is refused after.
     gw.ctl_ok(&["nodes", "rm", "edge-01"]);
     let out = ssh_base(&key, gw.addr.port()).arg(&target).arg("true").output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     std::thread::sleep(Duration::from_secs(3));
-    assert!(node(&gw.ctl_json(&["nodes", "ls"]), "edge-01").is_none());
+    assert!(node(&gw, "edge-01").is_none());
     assert_eq!(gw.ctl_json(&["status"])[0]["agents"], 0);
     drop(running);
 }
@@ -136,18 +93,10 @@ fn the_gateway_serves_its_own_installer() {
         prefix.display(),
         gw.dir.path().join("inst-data").display()
     );
-    let child = Command::new("sh")
-        .process_group(0)
-        .args(["-c", &script])
-        .env_remove("HTTPS_PROXY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _installed = Agent(child);
-    eventually("inst-01 online", Duration::from_secs(60), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "inst-01").is_some_and(|n| n["online"] == true)
-    });
+    let mut installer = Command::new("sh");
+    installer.args(["-c", &script]).env_remove("HTTPS_PROXY");
+    let _installed = Spawned::start(installer, &gw.dir.path().join("installer.log"));
+    eventually("inst-01 online", Duration::from_secs(60), || online(&gw, "inst-01"));
     assert!(prefix.join("bin/portcullis").exists());
     let out = ssh_base(&key, gw.addr.port())
         .arg(format!("{}@inst-01@127.0.0.1", me()))
@@ -164,23 +113,10 @@ fn the_gateway_serves_its_own_installer() {
     assert_eq!(text(&bad.stdout), "404");
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
 #[test]
 fn start_demo_serves_a_local_node_as_the_current_user() {
     let mut gw = TestGateway::start_with("", "", &["--demo"]);
-    eventually("the demo node online", Duration::from_secs(30), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "demo").is_some_and(|n| n["online"] == true)
-    });
+    eventually("the demo node online", Duration::from_secs(30), || online(&gw, "demo"));
     let printed = gw.stdout.lock().unwrap().join("\n");
     assert!(printed.contains("demo node:") && printed.contains("@demo@127.0.0.1"), "{printed}");
     let key = gw.user_with_key("me", "demo");
@@ -188,9 +124,7 @@ fn start_demo_serves_a_local_node_as_the_current_user() {
     assert_eq!(text(&out.stdout).trim(), me(), "{}", text(&out.stderr));
     // A restart reuses the demo agent's identity: no second join, same node.
     gw.restart();
-    eventually("the demo node back online", Duration::from_secs(30), || {
-        node(&gw.ctl_json(&["nodes", "ls"]), "demo").is_some_and(|n| n["online"] == true)
-    });
+    eventually("the demo node back online", Duration::from_secs(30), || online(&gw, "demo"));
     assert_eq!(gw.audit("node.join").len(), 1);
     let out =
         ssh_base(&key, gw.addr.port()).arg(format!("{}@demo@127.0.0.1", me())).arg("echo again").output().unwrap();

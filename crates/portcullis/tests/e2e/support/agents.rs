@@ -90,15 +90,10 @@ pub fn node(gw: &TestGateway, name: &str) -> Option<Value> {
     gw.ctl_json(&["nodes", "ls"]).into_iter().find(|n| n["name"] == name)
 }
 
-/// A listed node's labels as `k=v` text, whether `ctl nodes ls --json` gives them as text
-/// (`k=v,k=v`) or as an object.
+/// A listed node's labels (an object in `ctl nodes ls --json`) as `k=v,k=v` text.
 pub fn labels_text(node: &Value) -> String {
-    match &node["labels"] {
-        Value::Object(map) => {
-            map.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
-        }
-        other => other.as_str().unwrap_or_default().to_string(),
-    }
+    let labels = node["labels"].as_object().expect("labels are an object");
+    labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
 }
 
 /// Whether the node is listed and online.
