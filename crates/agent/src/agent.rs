@@ -78,10 +78,7 @@ impl AgentConfig {
 
 /// Whether `name` is a valid node name (1-64 of `a-z 0-9 . _ -`, not starting with `.` or `-`).
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && !name.starts_with(['.', '-'])
+    portcullis_proto::name::is_valid(name)
 }
 
 /// This machine's host name, lower-cased, as a node name.

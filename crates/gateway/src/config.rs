@@ -267,11 +267,7 @@ fn parse_cidrs(key: &str, list: &[String]) -> anyhow::Result<Vec<IpNet>> {
 
 /// Checks a node or user name: lower-case letters, digits, `.`, `_`, `-`.
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && !name.starts_with(['.', '-']);
-    if !ok {
+    if !portcullis_proto::name::is_valid(name) {
         bail!("{name:?} is not a valid name (1-64 of a-z 0-9 . _ -, not starting with . or -)");
     }
     Ok(())
