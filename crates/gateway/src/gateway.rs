@@ -205,13 +205,20 @@ impl Gateway {
 
     /// The base URL users reach the web on: the first `public_addr`, else the bound address.
     pub fn base_url(&self) -> String {
+        format!("https://{}", self.public_address())
+    }
+
+    /// `host:port` users and agents reach the gateway at: the first `public_addr`, else the bound address.
+    pub fn public_address(&self) -> String {
         match self.config.listen.public_addr.first() {
-            Some(public) => format!("https://{public}"),
-            None => {
-                let addr = self.local_addr.get().copied().unwrap_or(self.config.listen.addr);
-                format!("https://{addr}")
-            }
+            Some(public) => public.clone(),
+            None => self.bound_address().to_string(),
         }
+    }
+
+    /// The address actually bound, or the configured one before binding.
+    pub fn bound_address(&self) -> SocketAddr {
+        self.local_addr.get().copied().unwrap_or(self.config.listen.addr)
     }
 
     /// The first-start admin setup URL, if this start made one.

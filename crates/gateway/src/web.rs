@@ -91,8 +91,9 @@ fn router(gateway: Arc<Gateway>) -> Router {
 
 /// The addresses browsers reach this gateway on: the bound listen address and every `public_addr`.
 pub fn addresses(gateway: &Gateway) -> Vec<String> {
-    let listen = gateway.local_addr.get().copied().unwrap_or(gateway.config.listen.addr);
-    std::iter::once(listen.to_string()).chain(gateway.config.listen.public_addr.iter().cloned()).collect()
+    std::iter::once(gateway.bound_address().to_string())
+        .chain(gateway.config.listen.public_addr.iter().cloned())
+        .collect()
 }
 
 async fn index() -> Html<&'static str> {
@@ -109,11 +110,8 @@ async fn install_script(State(gateway): State<Arc<Gateway>>) -> Response {
     let Some(digest) = binary_digest().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the gateway cannot read its own binary\n").into_response();
     };
-    let address = match gateway.config.listen.public_addr.first() {
-        Some(public) => public.clone(),
-        None => gateway.local_addr.get().copied().unwrap_or(gateway.config.listen.addr).to_string(),
-    };
-    let script = include_str!("web/install.sh").replace("@GATEWAY@", &address).replace("@SHA256@", &digest);
+    let script =
+        include_str!("web/install.sh").replace("@GATEWAY@", &gateway.public_address()).replace("@SHA256@", &digest);
     ([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")], script).into_response()
 }
 
