@@ -128,7 +128,9 @@ pub async fn run(
             let live = live.clone();
             let user_tx = &user_tx;
             async move {
-                let mut outcome = Outcome { node_lost: true, ..Default::default() };
+                let mut outcome = Outcome::default();
+                // Whether the channel ended as channels do: a Close, or the user's side failing.
+                let mut ended = false;
                 while let Some(msg) = node_rx.wait().await {
                     let sent = match msg {
                         ChannelMsg::Data { data } => {
@@ -161,18 +163,20 @@ pub async fn run(
                             user_tx.exit_signal(signal_name, core_dumped, error_message).await
                         }
                         ChannelMsg::Close => {
-                            outcome.node_lost = false;
+                            ended = true;
                             break;
                         }
                         _ => Ok(()),
                     };
                     if sent.is_err() {
-                        outcome.node_lost = false;
+                        ended = true;
                         break;
                     }
                 }
                 // Our own close (the user went first) also ends the node's stream without a Close.
-                outcome.node_lost &= !user_closed.load(std::sync::atomic::Ordering::Relaxed);
+                let user_went_first = user_closed.load(std::sync::atomic::Ordering::Relaxed);
+                outcome.node_lost =
+                    !ended && !user_went_first && outcome.exit_status.is_none() && outcome.exit_signal.is_none();
                 outcome
             }
         };
@@ -224,10 +228,8 @@ pub async fn run(
             }
         }
     };
-    if outcome.node_lost && outcome.exit_status.is_none() && outcome.exit_signal.is_none() {
+    if outcome.node_lost {
         let _ = user_tx.stderr(bytes::Bytes::from_static(NODE_LOST)).await;
-    } else {
-        outcome.node_lost = false;
     }
     if outcome.ended_by_gateway.is_some() {
         let _ = user_tx.stderr(bytes::Bytes::from_static(CLOSED_BY_GATEWAY)).await;
