@@ -229,8 +229,10 @@ fn a_changed_host_key_is_refused_until_repinned() {
     assert_ne!(repinned, pinned);
     assert!(!node_key_sshd.is_empty());
     // The node's sshd being killed mid-session closes the user's session cleanly, with an audit event.
-    let mut child = background(&lab, &lab.ops_key, "sleep 60");
-    std::thread::sleep(Duration::from_millis(1000));
+    let mut child = background(&lab, &lab.ops_key, "echo started; sleep 60");
+    let mut first = [0u8; 8];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"started\n");
     lab.node.kill();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && child.try_wait().unwrap().is_none() {

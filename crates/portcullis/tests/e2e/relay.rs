@@ -293,11 +293,14 @@ fn certificates_other_key_types_and_default_logins_sign_in() {
     assert_eq!(text(&out.stdout).trim(), lab.node.user, "{}", text(&out.stderr));
 
     // Locking a user ends their live sessions.
-    let child = lab.ssh(&lab.vendor_key, &lab.target("gpu-01")).arg("sleep 60").stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = lab
+        .ssh(&lab.vendor_key, &lab.target("gpu-01"))
+        .arg("echo started; sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_started(&mut child);
     lab.gw.ctl_ok(&["users", "lock", "vendor"]);
     let out = child.wait_with_output().unwrap();
     assert!(text(&out.stderr).contains("session closed by gateway"));
@@ -310,15 +313,14 @@ fn a_session_ends_when_its_user_goes_away() {
     let mut child = lab
         .ssh(&lab.vendor_key, &lab.target("gpu-01"))
         .args(["-tt"])
-        .arg("sleep 120")
+        .arg("echo started; sleep 120")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    crate::support::eventually("the session to start", Duration::from_secs(10), || {
-        !lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty()
-    });
+    wait_started(&mut child);
+    assert!(!lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty());
     child.kill().unwrap();
     let _ = child.wait();
     crate::support::eventually("the session to end", Duration::from_secs(10), || {
@@ -327,4 +329,21 @@ fn a_session_ends_when_its_user_goes_away() {
     assert!(lab.gw.audit("session.end").iter().any(|e| e["user"] == "vendor"));
     let recs = lab.gw.ctl_json(&["recordings", "ls"]);
     assert_eq!(recs[0]["complete"], true, "the recording is finished: {recs:?}");
+}
+
+/// Reads the child's stdout until its command printed `started`: the login shell's start-up
+/// files have run by then (killing a shell inside them can leave their locks behind, e.g.
+/// pyenv's rehash lock, which stalls every later login on the machine).
+fn wait_started(child: &mut std::process::Child) {
+    use std::io::Read;
+    let stdout = child.stdout.as_mut().expect("stdout piped");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !text(&seen).contains("started") && seen.len() < 4096 {
+        match stdout.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => break,
+        }
+    }
+    assert!(text(&seen).contains("started"), "the command did not start: {}", text(&seen));
 }
