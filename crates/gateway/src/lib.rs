@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod datadir;
+pub mod file_transfer;
 pub mod gateway;
 pub mod listen;
 pub mod node;

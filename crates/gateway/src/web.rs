@@ -5,9 +5,11 @@
 //! the same relay as SSH. Every answer carries the security headers; unknown paths,
 //! wrong methods and paths the caller may not know of all answer the same 404.
 
+mod assets;
 mod auth;
 mod client_addr;
 mod error;
+mod files;
 mod invite;
 mod login;
 mod nodes;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -70,6 +72,8 @@ fn api() -> routes::Api {
         .post("/api/invite/{token}", invite::redeem)
         .post("/api/invite/{token}/enroll", invite::enroll)
         .websocket("/api/terminal", terminal::upgrade)
+        .post("/api/files", files::upload)
+        .get("/api/files", files::download)
         .restricted("/api/recordings", Permission::RecordingsRead, restricted::recordings)
         .restricted("/api/audit", Permission::AuditRead, restricted::audit)
         .restricted("/api/sessions", Permission::SessionsObserve, restricted::sessions)
@@ -79,7 +83,10 @@ fn api() -> routes::Api {
 fn router(gateway: Arc<Gateway>) -> Router {
     api()
         .router
-        .route("/", get(index))
+        .route("/", get(assets::page))
+        .route("/invite/{token}", get(assets::page))
+        .route("/setup/{token}", get(assets::page))
+        .route("/assets/{*file}", get(assets::file))
         .route("/install.sh", get(install_script))
         .route("/download/portcullis", get(download_binary))
         .fallback(not_found)
@@ -94,10 +101,6 @@ pub fn addresses(gateway: &Gateway) -> Vec<String> {
     std::iter::once(gateway.bound_address().to_string())
         .chain(gateway.config.listen.public_addr.iter().cloned())
         .collect()
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("web/index.html"))
 }
 
 async fn health(Extension(peer): Extension<Peer>) -> Json<serde_json::Value> {
@@ -149,7 +152,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     let fixed = [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

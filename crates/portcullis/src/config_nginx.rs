@@ -115,6 +115,9 @@ fn render(args: &Nginx) -> anyhow::Result<String> {
     writeln!(w, "        proxy_read_timeout 1h;")?;
     writeln!(w, "        proxy_send_timeout 1h;")?;
     writeln!(w, "        proxy_buffering off;")?;
+    writeln!(w, "        # File uploads stream through to the node, whatever their size.")?;
+    writeln!(w, "        client_max_body_size 0;")?;
+    writeln!(w, "        proxy_request_buffering off;")?;
     // nginx checks the upstream certificate's DNS names, never its IP addresses; the
     // gateway's self-signed certificate always names localhost.
     let ssl_name = if upstream_host.parse::<std::net::IpAddr>().is_ok() { "localhost" } else { upstream_host };

@@ -22,7 +22,9 @@ use serde_json::Value;
 use frame::Framer;
 use track::Tracker;
 
+pub mod client;
 mod frame;
+mod packet;
 mod track;
 
 #[cfg(test)]

@@ -18,10 +18,16 @@ pub enum ApiError {
     LoginRefused,
     /// 403: a session, but a state change without the CSRF token, or a foreign origin.
     Forbidden,
+    /// 403 with the one line the user may see: a session the policy or the node refused.
+    Refused(String),
     /// 404: exactly like a path that does not exist.
     NotFound,
     /// 429: too many failed sign-ins lately.
     TooManyAttempts,
+    /// 422: the node could not do what was asked (no such file, permission denied, ...).
+    Unprocessable(String),
+    /// 502: the node stopped answering or the session ended.
+    BadGateway(String),
     /// 500: a gateway fault, logged here and never shown.
     Internal(anyhow::Error),
 }
@@ -39,10 +45,13 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "sign in first".into()),
             ApiError::LoginRefused => (StatusCode::UNAUTHORIZED, "wrong user name, password or code".into()),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden".into()),
+            ApiError::Refused(text) => (StatusCode::FORBIDDEN, text),
             ApiError::NotFound => return not_found(),
             ApiError::TooManyAttempts => {
                 (StatusCode::TOO_MANY_REQUESTS, "too many failed sign-ins; try again in 15 minutes".into())
             }
+            ApiError::Unprocessable(text) => (StatusCode::UNPROCESSABLE_ENTITY, text),
+            ApiError::BadGateway(text) => (StatusCode::BAD_GATEWAY, text),
             ApiError::Internal(err) => {
                 tracing::error!("web request failed: {err:#}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())

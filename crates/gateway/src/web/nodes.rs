@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::gateway::Gateway;
-use crate::policy::{self, NodeInfo};
+use crate::policy::{self, Action, NodeInfo};
 
 /// One node as the UI lists it.
 #[derive(Serialize)]
@@ -23,6 +23,8 @@ pub struct Node {
     pub logins: Vec<String>,
     /// For agent nodes, whether the agent is connected; `null` for agentless nodes.
     pub online: Option<bool>,
+    /// Whether the caller may upload and download files there (`file_transfer`).
+    pub file_transfer: bool,
 }
 
 /// `GET /api/nodes`.
@@ -41,11 +43,16 @@ pub async fn list(State(gateway): State<Arc<Gateway>>, caller: Caller) -> Result
         .into_iter()
         .map(|(info, logins)| {
             let agent = rows.iter().any(|r| r.name == info.name && r.source == "agent");
+            let file_transfer = logins.iter().any(|login| {
+                policy::authorize(&caller.identity, Some(info), Some(login), caller.client, Action::FileTransfer)
+                    .is_ok()
+            });
             Node {
                 name: info.name.clone(),
                 labels: info.labels.clone(),
                 logins,
                 online: agent.then(|| gateway.tunnels.online(&info.name)),
+                file_transfer,
             }
         })
         .collect();

@@ -210,6 +210,61 @@ fn vendors_see_their_nodes_and_nothing_they_may_not_know_of() {
     assert_eq!(admin_nodes["nodes"].as_array().unwrap().len(), 2, "{admin_nodes}");
 }
 
+#[test]
+fn files_upload_and_download_through_sftp_on_the_node_and_are_audited() {
+    let lab = Lab::start("", "");
+    let gw = &lab.gw;
+    let acme = add_user(gw, "acme", "vendor-test", None);
+    let browser = &acme.browser;
+    let nodes = browser.get("/api/nodes").json();
+    assert_eq!(nodes["nodes"][0]["file_transfer"], true, "{nodes}");
+
+    // 3 MiB and a bit of bytes no text codec would keep: every byte value, repeated, then noise.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.bin");
+    let mut bytes: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
+    bytes.extend((0..12_345u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&source, &bytes).unwrap();
+    let remote = dir.path().join("on-node.bin");
+    let remote = remote.to_str().unwrap();
+
+    let up = browser.upload(&format!("/api/files?node=gpu-01&path={remote}"), &source);
+    assert_eq!(up.status, 200, "{up:?}");
+    assert_eq!(up.json()["bytes"], bytes.len() as u64);
+    assert_eq!(std::fs::read(remote).unwrap(), bytes, "the node's file differs");
+
+    let copy = dir.path().join("copy.bin");
+    let down = browser.download(&format!("/api/files?node=gpu-01&path={remote}"), &copy);
+    assert_eq!(down.status, 200, "{down:?}");
+    assert_eq!(down.header("content-disposition"), Some("attachment; filename=\"on-node.bin\""));
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes, "the download differs");
+
+    // Refusals: a node outside the role and an unknown one answer alike; a missing file
+    // is the node's error; no CSRF token, no upload.
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "not for gpu-02\n").unwrap();
+    let outside = browser.upload(&format!("/api/files?node=gpu-02&path={remote}"), &small);
+    let unknown = browser.upload(&format!("/api/files?node=nope&path={remote}"), &small);
+    assert_eq!((outside.status, outside.body.clone()), (403, unknown.body.clone()), "{outside:?} {unknown:?}");
+    assert_eq!(unknown.status, 403);
+    let missing = browser.download("/api/files?node=gpu-01&path=/nonexistent/file", &copy);
+    assert_eq!(missing.status, 422, "{missing:?}");
+    let mut no_csrf = browser.clone();
+    no_csrf.csrf = None;
+    assert_eq!(no_csrf.upload(&format!("/api/files?node=gpu-01&path={remote}"), &small).status, 403);
+    assert_eq!(Browser::new(gw).download(&format!("/api/files?node=gpu-01&path={remote}"), &copy).status, 401);
+
+    // The same file.* events sftp over SSH writes, for both transfers.
+    crate::support::eventually("file.close events", WAIT, || {
+        let closes = gw.audit("file.close");
+        let mine: Vec<&Value> = closes.iter().filter(|e| e["user"] == "acme" && e["path"] == remote).collect();
+        mine.iter().any(|e| e["bytes_written"] == bytes.len() as u64)
+            && mine.iter().any(|e| e["bytes_read"] == bytes.len() as u64)
+    });
+    let denied = gw.audit("session.denied");
+    assert!(denied.iter().any(|e| e["user"] == "acme" && e["node"] == "gpu-02"), "{denied:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_terminal_runs_in_the_relay_is_recorded_and_ends_when_the_user_is_locked() {
     let lab = Lab::start("", "");

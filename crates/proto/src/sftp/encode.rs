@@ -1,44 +1,7 @@
 //! Test encoders: SFTP v3 packets as bytes.
 
 use super::frame::*;
-
-/// A packet under construction: its type byte, then its body.
-pub(super) struct Packet(Vec<u8>);
-
-impl Packet {
-    pub(super) fn new(kind: u8) -> Self {
-        Self(vec![kind])
-    }
-
-    pub(super) fn u32(mut self, value: u32) -> Self {
-        self.0.extend_from_slice(&value.to_be_bytes());
-        self
-    }
-
-    pub(super) fn u64(mut self, value: u64) -> Self {
-        self.0.extend_from_slice(&value.to_be_bytes());
-        self
-    }
-
-    pub(super) fn string(mut self, value: impl AsRef<[u8]>) -> Self {
-        let value = value.as_ref();
-        self = self.u32(value.len() as u32);
-        self.0.extend_from_slice(value);
-        self
-    }
-
-    pub(super) fn raw(mut self, bytes: &[u8]) -> Self {
-        self.0.extend_from_slice(bytes);
-        self
-    }
-
-    /// The packet with its length prefix.
-    pub(super) fn build(self) -> Vec<u8> {
-        let mut out = (self.0.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(&self.0);
-        out
-    }
-}
+pub(super) use super::packet::Packet;
 
 pub(super) fn init() -> Vec<u8> {
     Packet::new(INIT).u32(3).build()

@@ -1,7 +1,7 @@
 //! Fuzz-style tests: pseudo-random input never panics and never grows the buffers.
 
 use super::SftpWatcher;
-use super::encode::Packet;
+use super::packet::Packet;
 
 /// xorshift64*: deterministic pseudo-random numbers for the fuzz loops.
 struct Rng(u64);

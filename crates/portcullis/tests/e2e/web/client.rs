@@ -2,7 +2,7 @@
 //! only the gateway's certificate), WebSockets through tokio-tungstenite over rustls.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,21 +85,11 @@ impl Browser {
 
     /// Any request; `with_csrf` sends the session's CSRF token when there is one.
     pub fn request(&self, method: &str, path: &str, body: Option<Value>, with_csrf: bool) -> Answer {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-i", "--max-time", "60", "-X", method, "--cacert"]).arg(&self.cacert);
-        if let Some(cookie) = &self.cookie {
-            cmd.args(["-H", &format!("Cookie: {cookie}")]);
-        }
-        if let (Some(csrf), true) = (&self.csrf, with_csrf) {
-            cmd.args(["-H", &format!("X-CSRF-Token: {csrf}")]);
-        }
-        for (name, value) in &self.extra {
-            cmd.args(["-H", &format!("{name}: {value}")]);
-        }
+        let mut cmd = self.curl(method, path, with_csrf);
+        cmd.arg("-i");
         if body.is_some() {
             cmd.args(["-H", "Content-Type: application/json", "--data-binary", "@-"]);
         }
-        cmd.arg(format!("https://127.0.0.1:{}{path}", self.port));
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("curl runs");
         let mut stdin = child.stdin.take().unwrap();
         if let Some(body) = body {
@@ -109,6 +99,41 @@ impl Browser {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "curl {method} {path} failed");
         parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// `POST path` with a file as the raw body (and the CSRF token).
+    pub fn upload(&self, path: &str, file: &Path) -> Answer {
+        let mut cmd = self.curl("POST", path, true);
+        cmd.args(["-i", "-H", "Content-Type: application/octet-stream", "--data-binary"]);
+        cmd.arg(format!("@{}", file.display()));
+        let out = cmd.output().expect("curl runs");
+        assert!(out.status.success(), "curl POST {path} failed: {}", String::from_utf8_lossy(&out.stderr));
+        parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// `GET path`, the body saved to `to`; the answer's body is empty.
+    pub fn download(&self, path: &str, to: &Path) -> Answer {
+        let mut cmd = self.curl("GET", path, true);
+        cmd.args(["-D", "-", "-o"]).arg(to);
+        let out = cmd.output().expect("curl runs");
+        assert!(out.status.success(), "curl GET {path} failed");
+        parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    fn curl(&self, method: &str, path: &str, with_csrf: bool) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "60", "-X", method, "--cacert"]).arg(&self.cacert);
+        if let Some(cookie) = &self.cookie {
+            cmd.args(["-H", &format!("Cookie: {cookie}")]);
+        }
+        if let (Some(csrf), true) = (&self.csrf, with_csrf) {
+            cmd.args(["-H", &format!("X-CSRF-Token: {csrf}")]);
+        }
+        for (name, value) in &self.extra {
+            cmd.args(["-H", &format!("{name}: {value}")]);
+        }
+        cmd.arg(format!("https://127.0.0.1:{}{path}", self.port));
+        cmd
     }
 
     /// Takes the session from a sign-in answer (login or invite redemption).
