@@ -2,15 +2,15 @@
 CARGO ?= cargo
 DATA_DIR ?= ./portcullis-data
 
-.PHONY: run test build lint fmt deps clean
+.PHONY: run test build lint fmt deps clean ui
 
 ## Build and start the gateway on 127.0.0.1:3080 with its demo node, data kept in ./portcullis-data.
-run: deps
+run: deps ui
 	$(CARGO) build --release -p portcullis
 	./target/release/portcullis start --data-dir $(DATA_DIR) --demo
 
-## The whole test suite: formatting, lints, unit and integration tests.
-test: deps
+## The whole test suite: formatting, lints, unit, integration and browser tests.
+test: deps ui
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
@@ -18,7 +18,20 @@ test: deps
 deps:
 	@scripts/install-deps.sh
 
-build:
+## The browser UI (web/, Svelte + Vite): installed from the committed lockfile, built into
+## web/dist, which the gateway embeds. Rebuilt only when its sources change.
+UI_SOURCES := $(shell find web/src web/tests -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+ui: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(UI_SOURCES)
+	cd web && npm run build
+	@touch $@
+
+build: ui
 	$(CARGO) build --workspace
 
 lint:

@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [run|test]
 set -euo pipefail
 # iproute2 and tinyproxy: the agent tests' isolated node network (ip netns, ss -K) and its proxy.
-want=(openssh-client openssh-server openssl curl asciinema tmux procps iproute2 tinyproxy)
+# chromium: the browser tests (driven by playwright-core from web/); nginx: the reverse-proxy test.
+want=(openssh-client openssh-server openssl curl asciinema tmux procps iproute2 tinyproxy chromium nginx)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -9,6 +9,7 @@ mod agent_fleet;
 mod agent_inventory;
 mod agent_netns;
 mod agent_refusals;
+mod browser;
 mod harness;
 mod recording;
 mod relay;

@@ -9,22 +9,11 @@ use portcullis_proto::proxy_header::encode_v1;
 use crate::support::forward::ProxyForwarder;
 use crate::support::lab::Lab;
 use crate::support::ssh_base;
-use crate::support::{eventually, text};
+use crate::support::{asciinema_cat, eventually, text};
 
 /// Starts `command` on gpu-01 in the background, stdout piped.
 fn background(lab: &Lab, key: &std::path::Path, command: &str) -> Child {
     lab.ssh(key, &lab.target("gpu-01")).arg(command).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn asciinema_cat(path: &std::path::Path) -> String {
-    // Debian's asciinema 2.2 opens /dev/tty even for `cat`: give it one.
-    let out = Command::new("script")
-        .args(["-qec", &format!("asciinema cat {}", path.display()), "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("asciinema runs (install-deps installs it)");
-    assert!(out.status.success(), "asciinema cat failed: {}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 #[test]

@@ -6,10 +6,11 @@ pub mod forward;
 pub mod gateway;
 pub mod lab;
 pub mod netns;
+pub mod nginx;
 pub mod sshd;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Makes an Ed25519 key pair at `path` (and `path.pub`) with ssh-keygen.
 pub fn keygen(path: &Path) {
@@ -34,6 +35,12 @@ pub fn ssh_base(key: &Path, port: u16) -> Command {
     cmd
 }
 
+/// The user running the tests.
+pub fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id runs");
+    text(&out.stdout).trim().to_owned()
+}
+
 /// Bytes as text, lossily.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -49,4 +56,16 @@ pub fn eventually(what: &str, limit: std::time::Duration, mut f: impl FnMut() ->
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// What `asciinema cat` prints for a recording (Debian's asciinema opens /dev/tty even
+/// for `cat`, so it runs under `script`, which gives it one).
+pub fn asciinema_cat(path: &Path) -> String {
+    let out = Command::new("script")
+        .args(["-qec", &format!("asciinema cat {}", path.display()), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("asciinema runs (install-deps installs it)");
+    assert!(out.status.success(), "asciinema cat failed: {}", text(&out.stderr));
+    text(&out.stdout)
 }

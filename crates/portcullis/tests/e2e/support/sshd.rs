@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::whoami;
+
 /// sshd from Debian's openssh-server.
 pub const SSHD: &str = "/usr/sbin/sshd";
 
@@ -116,11 +118,6 @@ impl Drop for SshdNode {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id");
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
 }
 
 fn free_port() -> u16 {

@@ -1,0 +1,184 @@
+//! The browser UI end to end: Debian's Chromium, headless, driven by playwright-core
+//! (`web/tests/vendor_flow.mjs`), against the real gateway and a real sshd node, directly
+//! and through real nginx configured by `portcullis config nginx`.
+//!
+//! The script does what a vendor does (redeems the invite with a TOTP code it computes,
+//! opens a terminal, types, resizes, uploads and downloads) and reports what the page
+//! showed; the assertions here check that report against the node, the recordings and
+//! the audit log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_proto::asciicast::strip_ansi;
+use serde_json::{Value, json};
+
+use crate::support::lab::Lab;
+use crate::support::nginx::Nginx;
+use crate::support::{asciinema_cat, eventually, text};
+
+const PASSWORD: &str = "correct horse battery staple";
+/// How long one browser flow may take, start to end.
+const FLOW_LIMIT: Duration = Duration::from_secs(240);
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
+}
+
+/// Runs the Playwright flow and returns its report; panics with its log on failure.
+fn run_flow(flow: &Value) -> Value {
+    assert!(Path::new("/usr/bin/chromium").exists(), "no /usr/bin/chromium: run scripts/install-deps.sh");
+    assert!(web_dir().join("node_modules/playwright-core").exists(), "no playwright-core: run `make ui`");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new("node")
+        .arg(web_dir().join("tests/vendor_flow.mjs"))
+        .env("FLOW", flow.to_string())
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("node runs");
+    let deadline = Instant::now() + FLOW_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+    match status {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("the browser flow failed ({status}):\n{log}"),
+        None => panic!("the browser flow took over {FLOW_LIMIT:?}:\n{log}"),
+    }
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no report:\n{log}"));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("bad report ({e}): {last}"))
+}
+
+/// An invite for `user` with the vendor role: the path of its one-time URL.
+fn invite(lab: &Lab, user: &str) -> String {
+    let url = lab.gw.ctl_ok(&["users", "add", user, "--roles", "vendor-test", "--ttl", "72h"]);
+    let path = url.trim().split_once("/invite/").map(|(_, token)| format!("/invite/{token}"));
+    path.unwrap_or_else(|| panic!("no invite URL in {url:?}"))
+}
+
+/// Bytes no text path would keep intact.
+fn binary(len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect()
+}
+
+/// Rows and columns from `stty size` output.
+fn size(report: &Value, key: &str) -> (u32, u32) {
+    let text = report[key].as_str().unwrap_or_else(|| panic!("no {key} in {report}"));
+    let mut parts = text.split_whitespace().map(|n| n.parse::<u32>().unwrap_or_else(|_| panic!("{key}: {text:?}")));
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+/// The flow for `user` at `base_url`, with an upload of `upload` to `remote` and its download to `save_to`.
+fn flow(base_url: &str, invite_path: &str, user: &str, upload: &Path, remote: &str, save_to: &Path) -> Value {
+    json!({
+        "base_url": base_url,
+        "invite_path": invite_path,
+        "user": user,
+        "password": PASSWORD,
+        "node": "gpu-01",
+        "expect_nodes": ["gpu-01"],
+        "commands": [{ "type": "echo $((7*6))", "expect": "42" }],
+        "resize": { "width": 900, "height": 500 },
+        "upload": { "local": upload, "remote": remote },
+        "download": { "remote": remote, "save_to": save_to },
+        "forbidden_paths": ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"],
+        "screenshots": std::env::var("PORTCULLIS_SCREENSHOTS").ok(),
+    })
+}
+
+/// What every flow must have shown, wherever the browser connected.
+fn check_report(report: &Value, local: &Path, remote: &str, saved: &Path) {
+    assert_eq!(report["nodes_seen"], json!(["gpu-01"]), "the vendor sees gpu-01 only: {report}");
+    let terminal = report["terminal_text"].as_str().unwrap_or_default();
+    assert!(terminal.lines().any(|l| l.trim() == "42"), "no 42 in the terminal:\n{terminal}");
+    let (before, after) = (size(report, "stty_before"), size(report, "stty_after"));
+    assert_ne!(before, after, "the resize did not reach the node");
+    assert!(
+        after.0 < before.0 && after.1 < before.1,
+        "a smaller window, fewer rows and columns: {before:?} → {after:?}"
+    );
+    let sent = std::fs::read(local).unwrap();
+    assert_eq!(std::fs::read(remote).unwrap(), sent, "the node's copy differs");
+    assert_eq!(std::fs::read(saved).unwrap(), sent, "the download differs");
+    for path in ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"] {
+        assert_eq!(report["forbidden_status"][path], 404, "{path}: {report}");
+    }
+    let links = report["links"].to_string().to_lowercase();
+    let page = report["page_text"].as_str().unwrap_or_default().to_lowercase();
+    for word in ["recording", "audit", "watch", "observe"] {
+        assert!(!links.contains(word) && !page.contains(word), "the vendor's page mentions {word:?}: {report}");
+    }
+}
+
+#[test]
+fn a_vendor_redeems_an_invite_and_works_in_the_browser_terminal() {
+    let lab = Lab::start("", "");
+    let gw = &lab.gw;
+    let invite_path = invite(&lab, "alice");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("upload.bin");
+    std::fs::write(&local, binary(300_000)).unwrap();
+    let remote = dir.path().join("on-node.bin").to_string_lossy().into_owned();
+    let saved = dir.path().join("downloaded.bin");
+
+    let base = format!("https://127.0.0.1:{}", gw.addr.port());
+    let report = run_flow(&flow(&base, &invite_path, "alice", &local, &remote, &saved));
+    check_report(&report, &local, &remote, &saved);
+
+    // The browser session was recorded like an SSH one, and plays.
+    let recordings = gw.ctl_json(&["recordings", "ls", "--user", "alice"]);
+    let shell = recordings.iter().find(|r| r["node"] == "gpu-01" && r["command"].is_null());
+    let shell = shell.unwrap_or_else(|| panic!("no recording of the terminal: {recordings:?}"));
+    let cast = dir.path().join("terminal.cast");
+    gw.ctl_ok(&["recordings", "export", shell["id"].as_str().unwrap(), "-o", cast.to_str().unwrap()]);
+    let played = strip_ansi(&asciinema_cat(&cast));
+    assert!(played.lines().any(|l| l.trim() == "42"), "the recording does not show 42:\n{played}");
+
+    // Redeeming, signing in and both transfers are in the audit log.
+    assert!(gw.audit("invite.redeem").iter().any(|e| e["user"] == "alice"));
+    eventually("file events for the browser's transfers", Duration::from_secs(20), || {
+        let closes = gw.audit("file.close");
+        let mine: Vec<&Value> = closes.iter().filter(|e| e["user"] == "alice" && e["path"] == remote).collect();
+        mine.iter().any(|e| e["bytes_written"] == 300_000) && mine.iter().any(|e| e["bytes_read"] == 300_000)
+    });
+}
+
+#[test]
+fn the_browser_terminal_works_behind_real_nginx_with_the_generated_config() {
+    // The browser reaches nginx on 127.0.0.2; nginx reaches the gateway from 127.0.0.1.
+    let public = Nginx::free_addr("127.0.0.2");
+    let lab = Lab::start(&format!("public_addr = [\"{public}\"]\ntrusted_proxies = [\"127.0.0.1/32\"]"), "");
+    let gw = &lab.gw;
+    let nginx = Nginx::start(&public, gw);
+    let invite_path = invite(&lab, "bob");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("upload.bin");
+    // Over nginx's default 1 MiB body limit, which the generated config lifts.
+    std::fs::write(&local, binary(3 << 20)).unwrap();
+    let remote = dir.path().join("via-nginx.bin").to_string_lossy().into_owned();
+    let saved = dir.path().join("downloaded.bin");
+
+    let report = run_flow(&flow(&format!("https://{}", nginx.addr), &invite_path, "bob", &local, &remote, &saved));
+    check_report(&report, &local, &remote, &saved);
+
+    // Everything went through nginx: the page, the terminal's WebSocket, both transfers.
+    // (Which X-Forwarded-For the gateway believes is web.rs's test: here the browser and
+    // nginx share 127.0.0.1 as their source address.)
+    let access = std::fs::read_to_string(nginx.dir.path().join("access.log")).unwrap();
+    for request in ["GET /invite/", "GET /api/terminal?", "POST /api/files?", "GET /api/files?"] {
+        assert!(access.contains(request), "no {request} through nginx:\n{access}");
+    }
+    assert!(gw.audit("session.start").iter().any(|e| e["user"] == "bob" && e["kind"] == "shell"));
+}

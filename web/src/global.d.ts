@@ -1,0 +1,8 @@
+declare global {
+  interface Window {
+    /** The active terminal's buffer text, for the browser tests. */
+    portcullisTerminalText: () => string;
+  }
+}
+
+export {};

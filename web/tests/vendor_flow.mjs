@@ -1,0 +1,409 @@
+// Drives the vendor's browser flow against a running gateway with headless Chromium.
+//
+// FLOW (env, JSON): base_url, invite_path? | (user, password, totp_secret), node, login?,
+// expect_nodes, commands [{type, expect}], resize? {width, height}, upload? {local, remote},
+// download? {remote, save_to}, screenshots? (dir), forbidden_paths.
+// Progress goes to stderr; one JSON line of results to stdout. Exits 1 on the first
+// failed step, saying which.
+
+import { createHmac } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const WAIT_MS = 20_000;
+const STTY_SIZE = /^(\d+) (\d+)\s*$/;
+
+function log(message) {
+  process.stderr.write(`vendor_flow: ${message}\n`);
+}
+
+class StepFailed extends Error {}
+
+async function step(name, action) {
+  log(name);
+  try {
+    return await action();
+  } catch (error) {
+    throw new StepFailed(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+// --- TOTP (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits) ---
+
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const bytes = [];
+  for (const char of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const index = alphabet.indexOf(char);
+    if (index < 0) throw new Error(`not base32: ${char}`);
+    value = (value << 5) | index;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+function totp(secret, counter) {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const digest = createHmac('sha1', base32Decode(secret)).update(message).digest();
+  const offset = digest[digest.length - 1] & 0x0f;
+  const code = (digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(code).padStart(6, '0');
+}
+
+// The gateway takes a code once per step and never an earlier step: each code comes
+// from a step later than the last one used, waiting for the boundary when needed.
+let lastStep = -1;
+
+async function freshCode(secret) {
+  let now = Math.floor(Date.now() / 30_000);
+  if (now <= lastStep) {
+    const wait = (lastStep + 1) * 30_000 - Date.now() + 300;
+    log(`waiting ${Math.ceil(wait / 1000)} s for the next TOTP step`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    now = Math.floor(Date.now() / 30_000);
+  }
+  lastStep = now;
+  return totp(secret, now);
+}
+
+// --- page helpers ---
+
+const byTestId = (id) => `[data-testid="${id}"]`;
+
+async function terminalText(page) {
+  return page.evaluate(() => window.portcullisTerminalText());
+}
+
+// The command's tail: a long command wraps, and its last part is on the last line.
+const tailOf = (command) => command.slice(-12);
+
+function linesShowing(text, command) {
+  const tail = tailOf(command);
+  const found = [];
+  text.split('\n').forEach((line, index) => {
+    if (line.includes(tail)) found.push(index);
+  });
+  return found;
+}
+
+// Types `command` + Enter into the terminal and waits until a line after the command's
+// echo (the first line showing it that was not there before) satisfies `match`.
+async function runCommand(page, command, match, what) {
+  const before = linesShowing(await terminalText(page), command).length;
+  await page.click(byTestId('terminal'));
+  await page.keyboard.type(command);
+  await page.keyboard.press('Enter');
+  const deadline = Date.now() + WAIT_MS;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await terminalText(page);
+    const echoed = linesShowing(text, command);
+    if (echoed.length > before) {
+      const line = text.split('\n').slice(echoed[before] + 1).find(match);
+      if (line !== undefined) return line;
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`no ${what} after \`${command}\` within ${WAIT_MS / 1000} s; terminal shows:\n${trimText(text)}`);
+}
+
+function trimText(text) {
+  return text.replace(/\s+$/, '');
+}
+
+async function sttySize(page) {
+  const line = await runCommand(page, 'stty size', (l) => STTY_SIZE.test(l), '`stty size` answer');
+  const [, rows, cols] = STTY_SIZE.exec(line);
+  return `${rows} ${cols}`;
+}
+
+// The terminal's rows as xterm lays them out (DOM renderer), or null.
+async function renderedRows(page) {
+  return page.evaluate(() => {
+    const rows = document.querySelector('[data-testid="terminal"] .xterm-rows');
+    return rows ? rows.childElementCount : null;
+  });
+}
+
+// Visible text of the page outside the terminal's own screen (whose content is the
+// node's, not the UI's), lowercased.
+async function pageText(page) {
+  return page.evaluate(() => {
+    const parts = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const parent = node.parentElement;
+      if (!parent || parent.closest('.xterm') || !parent.checkVisibility()) continue;
+      const text = node.textContent.trim();
+      if (text) parts.push(text);
+    }
+    return parts.join(' ').replace(/\s+/g, ' ').toLowerCase();
+  });
+}
+
+async function screenshot(page, dir, name) {
+  if (!dir) return;
+  await page.screenshot({ path: join(dir, name) });
+  log(`saved ${join(dir, name)}`);
+}
+
+// --- the flow ---
+
+async function signIn(page, flow, results) {
+  await step('open the sign-in page', async () => {
+    await page.goto(new URL('/', flow.base_url).href);
+    await page.waitForSelector(byTestId('login-user'));
+  });
+  await screenshot(page, flow.screenshots, 'login.png');
+  await step(`sign in as ${flow.user}`, async () => {
+    await page.fill(byTestId('login-user'), flow.user);
+    await page.fill(byTestId('login-password'), flow.password);
+    await page.fill(byTestId('login-code'), await freshCode(flow.totp_secret));
+    await page.click(byTestId('login-submit'));
+    await waitForRowsOrError(page, 'login-error');
+  });
+  results.totp_secret = flow.totp_secret;
+}
+
+async function redeemInvite(page, flow, results) {
+  const secret = await step(`open the invite ${flow.invite_path}`, async () => {
+    await page.goto(new URL(flow.invite_path, flow.base_url).href);
+    await page.waitForSelector(`${byTestId('invite-user')}, ${byTestId('invite-error')}`);
+    const refused = await page.$(byTestId('invite-error'));
+    if (refused) throw new Error(`the page says: ${await refused.textContent()}`);
+    const welcome = await page.textContent(byTestId('invite-user'));
+    if (!welcome.includes(flow.user)) throw new Error(`welcome text "${welcome}" does not name ${flow.user}`);
+    await page.waitForFunction(() => document.querySelector('[data-testid="invite-secret"]')?.textContent?.trim());
+    const qr = await page.$eval(byTestId('invite-qr'), (canvas) => canvas.width > 0 && canvas.height > 0);
+    if (!qr) throw new Error('the QR canvas is empty');
+    return (await page.textContent(byTestId('invite-secret'))).trim();
+  });
+  results.totp_secret = secret;
+  await step('redeem the invite with password and code', async () => {
+    await page.fill(byTestId('invite-password'), flow.password);
+    await page.fill(byTestId('invite-password2'), flow.password);
+    await page.fill(byTestId('invite-code'), await freshCode(secret));
+    await page.click(byTestId('invite-submit'));
+    await waitForRowsOrError(page, 'invite-error');
+    if (new URL(page.url()).pathname !== '/') throw new Error(`still at ${page.url()}`);
+  });
+}
+
+// After signing in: the node list, or the refusal shown instead.
+async function waitForRowsOrError(page, errorId) {
+  const shown = await page.waitForSelector(`${byTestId('node-row')}, ${byTestId(errorId)}, ${byTestId('user-name')}`);
+  if ((await shown.getAttribute('data-testid')) === errorId) {
+    throw new Error(`the page says: ${await shown.textContent()}`);
+  }
+}
+
+async function listNodes(page, flow, results) {
+  await step('read the node list', async () => {
+    const name = (await page.textContent(byTestId('user-name')))?.trim();
+    if (name !== flow.user) throw new Error(`header names "${name}", not ${flow.user}`);
+    for (const node of flow.expect_nodes ?? []) {
+      await page.waitForSelector(`${byTestId('node-row')}[data-node="${node}"]`);
+    }
+    if ((flow.expect_nodes ?? []).length === 0 && flow.node) {
+      await page.waitForSelector(byTestId('node-row'));
+    }
+    results.nodes_seen = await page.$$eval(byTestId('node-row'), (rows) => rows.map((row) => row.dataset.node));
+    log(`nodes: ${results.nodes_seen.join(', ')}`);
+  });
+  await screenshot(page, flow.screenshots, 'nodes.png');
+}
+
+async function openTerminal(page, flow) {
+  return step(`open a terminal on ${flow.node}`, async () => {
+    const row = `${byTestId('node-row')}[data-node="${flow.node}"]`;
+    await page.waitForSelector(row);
+    if (flow.login) await page.selectOption(`${row} ${byTestId('node-login')}`, flow.login);
+    const login = await page.$eval(`${row} ${byTestId('node-login')}`, (select) => select.value);
+    await page.click(`${row} ${byTestId('node-open')}`);
+    const title = `${login}@${flow.node}`;
+    await page.waitForSelector(`${byTestId('tab')}[data-title="${title}"]`);
+    await page.waitForSelector(`${byTestId('terminal')}[data-state="open"], ${byTestId('terminal')}[data-state="closed"]`);
+    if ((await page.getAttribute(byTestId('terminal'), 'data-state')) === 'closed') {
+      const message = await page.textContent(byTestId('terminal-message')).catch(() => '');
+      throw new Error(`the terminal closed at once: ${message}`);
+    }
+    return title;
+  });
+}
+
+async function runCommands(page, flow) {
+  for (const { type, expect } of flow.commands ?? []) {
+    await step(`run \`${type}\`, expect "${expect}"`, async () => {
+      await runCommand(page, type, (line) => line.includes(expect), `"${expect}"`);
+    });
+  }
+}
+
+async function resize(page, flow, results) {
+  results.stty_before = await step('read the terminal size', () => sttySize(page));
+  await step(`resize the window to ${flow.resize.width}x${flow.resize.height}`, async () => {
+    const before = await renderedRows(page);
+    await page.setViewportSize({ width: flow.resize.width, height: flow.resize.height });
+    // Bounded wait for xterm to refit; if it never does, stty_after shows it.
+    await page
+      .waitForFunction(
+        (rows) => document.querySelector('[data-testid="terminal"] .xterm-rows')?.childElementCount !== rows,
+        before,
+        { timeout: 5_000 },
+      )
+      .catch(() => log('the terminal kept its row count'));
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  });
+  results.stty_after = await step('read the terminal size again', () => sttySize(page));
+  log(`stty size: ${results.stty_before} -> ${results.stty_after}`);
+}
+
+async function upload(page, flow, results) {
+  await step(`upload ${flow.upload.local} to ${flow.upload.remote}`, async () => {
+    await page.setInputFiles(byTestId('files-upload-input'), flow.upload.local);
+    await page.fill(byTestId('files-upload-path'), flow.upload.remote);
+    await page.click(byTestId('files-upload-submit'));
+    await page.waitForSelector(byTestId('files-upload-result'));
+    results.upload_result = (await page.textContent(byTestId('files-upload-result'))).trim();
+    log(`upload: ${results.upload_result}`);
+  });
+}
+
+async function download(page, flow, results) {
+  await step(`download ${flow.download.remote} to ${flow.download.save_to}`, async () => {
+    await page.fill(byTestId('files-download-path'), flow.download.remote);
+    const [file] = await Promise.all([
+      page.waitForEvent('download', { timeout: WAIT_MS }),
+      page.click(byTestId('files-download-submit')),
+    ]);
+    const failure = await file.failure();
+    if (failure) {
+      results.downloaded = false;
+      results.download_error = failure;
+      log(`download failed: ${failure}`);
+      return;
+    }
+    await file.saveAs(flow.download.save_to);
+    results.downloaded = true;
+  });
+}
+
+async function probeForbidden(page, flow, results) {
+  await step('fetch the paths a vendor may not know of', async () => {
+    results.forbidden_status = await page.evaluate(async (paths) => {
+      const status = {};
+      for (const path of paths) status[path] = (await fetch(path, { credentials: 'same-origin' })).status;
+      return status;
+    }, flow.forbidden_paths ?? []);
+  });
+}
+
+async function collectPage(page, results) {
+  await step('collect links and page text', async () => {
+    results.links = await page.$$eval('a[href]', (links) => links.map((a) => a.getAttribute('href')));
+    results.page_text = await pageText(page);
+  });
+}
+
+async function signOut(page, flow, results) {
+  await step('sign out', async () => {
+    await page.click(byTestId('signout'));
+    await page.waitForSelector(byTestId('login-user'));
+    results.signed_out = true;
+  });
+  if (flow.invite_path) await screenshot(page, flow.screenshots, 'login.png');
+}
+
+async function run(flow) {
+  if (flow.screenshots) mkdirSync(flow.screenshots, { recursive: true });
+  const results = {
+    nodes_seen: [],
+    terminal_text: '',
+    stty_before: null,
+    stty_after: null,
+    upload_result: null,
+    downloaded: false,
+    forbidden_status: {},
+    links: [],
+    page_text: '',
+    totp_secret: null,
+    page_errors: [],
+  };
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      acceptDownloads: true,
+      viewport: { width: 1200, height: 800 },
+    });
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('pageerror', (error) => {
+      results.page_errors.push(error.message);
+      log(`page error: ${error.message}`);
+    });
+    page.on('console', (message) => {
+      if (message.type() !== 'error') return;
+      log(`console error: ${message.text()}`);
+      // Refused API calls (401 before sign-in, the forbidden probes) are expected.
+      if (!message.text().startsWith('Failed to load resource')) results.page_errors.push(message.text());
+    });
+
+    if (flow.invite_path) await redeemInvite(page, flow, results);
+    else await signIn(page, flow, results);
+    await listNodes(page, flow, results);
+
+    const wantsTerminal = (flow.commands ?? []).length > 0 || flow.resize || flow.upload || flow.download;
+    if (wantsTerminal) {
+      await openTerminal(page, flow);
+      await runCommands(page, flow);
+      await screenshot(page, flow.screenshots, 'terminal.png');
+      if (flow.resize) await resize(page, flow, results);
+      results.terminal_text = trimText(await terminalText(page));
+      if (flow.upload) await upload(page, flow, results);
+      if (flow.download) await download(page, flow, results);
+    }
+    await probeForbidden(page, flow, results);
+    await collectPage(page, results);
+    await signOut(page, flow, results);
+  } finally {
+    await browser.close();
+  }
+  return results;
+}
+
+let flow;
+try {
+  flow = JSON.parse(process.env.FLOW ?? '');
+} catch {
+  log('FLOW must hold the flow as a JSON object');
+  process.exit(2);
+}
+
+try {
+  const results = await run(flow);
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+} catch (error) {
+  log(`FAILED ${error instanceof StepFailed ? error.message : error.stack ?? error}`);
+  process.exit(1);
+}
