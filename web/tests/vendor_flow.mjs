@@ -2,7 +2,8 @@
 //
 // FLOW (env, JSON): base_url, invite_path? | (user, password, totp_secret), node, login?,
 // expect_nodes, commands [{type, expect}], resize? {width, height}, upload? {local, remote},
-// download? {remote, save_to}, screenshots? (dir), forbidden_paths.
+// download? {remote, save_to}, paste? {text, expect}, second_tab? {close_with},
+// screenshots? (dir), forbidden_paths.
 // Progress goes to stderr; one JSON line of results to stdout. Exits 1 on the first
 // failed step, saying which.
 
@@ -296,6 +297,51 @@ async function download(page, flow, results) {
   });
 }
 
+// Pastes text into the terminal as the browser does (a paste event on xterm's input),
+// then presses Enter and waits for the expected output.
+async function paste(page, flow, results) {
+  await step(`paste \`${flow.paste.text}\`, expect "${flow.paste.expect}"`, async () => {
+    await page.click(byTestId('terminal'));
+    await page.$eval(
+      `${byTestId('terminal')} textarea`,
+      (input, text) => {
+        const data = new DataTransfer();
+        data.setData('text/plain', text);
+        input.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+      },
+      flow.paste.text,
+    );
+    const count = (text) => text.split('\n').filter((l) => l.includes(flow.paste.expect)).length;
+    const before = count(await terminalText(page));
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(
+      ([expect, n]) => window.portcullisTerminalText().split('\n').filter((l) => l.includes(expect)).length > n,
+      [flow.paste.expect, before],
+    );
+    results.pasted = flow.paste.expect;
+  });
+}
+
+// Opens a second terminal on the node in a new tab, ends its shell with `close_with`,
+// and reads the banner the tab shows.
+async function secondTab(page, flow, results) {
+  await step('open a second terminal tab', async () => {
+    const tabs = await page.$$(byTestId('tab'));
+    await page.click(`${byTestId('node-row')}[data-node="${flow.node}"] ${byTestId('node-open')}`);
+    await page.waitForFunction((count) => document.querySelectorAll('[data-testid="tab"]').length > count, tabs.length);
+    await page.waitForSelector(`${byTestId('terminal')}[data-state="open"]`);
+    results.tabs = await page.$$eval(byTestId('tab'), (all) => all.map((tab) => tab.dataset.title));
+  });
+  await step(`end the second terminal with \`${flow.second_tab.close_with}\``, async () => {
+    await page.click(byTestId('terminal'));
+    await page.keyboard.type(flow.second_tab.close_with);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`${byTestId('terminal')}[data-state="closed"]`);
+    results.closed_message = (await page.textContent(byTestId('terminal-message'))).trim();
+    log(`closed: ${results.closed_message}`);
+  });
+}
+
 async function probeForbidden(page, flow, results) {
   await step('fetch the paths a vendor may not know of', async () => {
     results.forbidden_status = await page.evaluate(async (paths) => {
@@ -373,7 +419,8 @@ async function run(flow) {
     else await signIn(page, flow, results);
     await listNodes(page, flow, results);
 
-    const wantsTerminal = (flow.commands ?? []).length > 0 || flow.resize || flow.upload || flow.download;
+    const wantsTerminal =
+      (flow.commands ?? []).length > 0 || flow.resize || flow.upload || flow.download || flow.paste || flow.second_tab;
     if (wantsTerminal) {
       await openTerminal(page, flow);
       await runCommands(page, flow);
@@ -382,6 +429,8 @@ async function run(flow) {
       results.terminal_text = trimText(await terminalText(page));
       if (flow.upload) await upload(page, flow, results);
       if (flow.download) await download(page, flow, results);
+      if (flow.paste) await paste(page, flow, results);
+      if (flow.second_tab) await secondTab(page, flow, results);
     }
     await probeForbidden(page, flow, results);
     await collectPage(page, results);

@@ -93,6 +93,9 @@ fn flow(base_url: &str, invite_path: &str, user: &str, upload: &Path, remote: &s
         "resize": { "width": 900, "height": 500 },
         "upload": { "local": upload, "remote": remote },
         "download": { "remote": remote, "save_to": save_to },
+        // The expected output is not in the pasted text: only the shell running it shows it.
+        "paste": { "text": "echo pasted-$((5*5))", "expect": "pasted-25" },
+        "second_tab": { "close_with": "exit 3" },
         "forbidden_paths": ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"],
         "screenshots": std::env::var("PORTCULLIS_SCREENSHOTS").ok(),
     })
@@ -115,6 +118,12 @@ fn check_report(report: &Value, local: &Path, remote: &str, saved: &Path) {
     for path in ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"] {
         assert_eq!(report["forbidden_status"][path], 404, "{path}: {report}");
     }
+    assert_eq!(report["pasted"], "pasted-25", "{report}");
+    let tabs = report["tabs"].as_array().map(Vec::len);
+    assert_eq!(tabs, Some(2), "two terminals in tabs: {report}");
+    let closed = report["closed_message"].as_str().unwrap_or_default();
+    assert!(closed.contains("session ended") && closed.contains('3'), "the ended tab says why: {closed:?}");
+    assert_eq!(report["page_errors"], json!([]), "errors on the page (CSP included): {report}");
     let links = report["links"].to_string().to_lowercase();
     let page = report["page_text"].as_str().unwrap_or_default().to_lowercase();
     for word in ["recording", "audit", "watch", "observe"] {
