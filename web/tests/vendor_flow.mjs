@@ -217,6 +217,11 @@ async function listNodes(page, flow, results) {
       await page.waitForSelector(byTestId('node-row'));
     }
     results.nodes_seen = await page.$$eval(byTestId('node-row'), (rows) => rows.map((row) => row.dataset.node));
+    results.nodes_online = await page.$$eval(byTestId('node-row'), (rows) =>
+      Object.fromEntries(
+        rows.map((row) => [row.dataset.node, row.querySelector('[data-testid="node-online"]')?.textContent?.trim()]),
+      ),
+    );
     log(`nodes: ${results.nodes_seen.join(', ')}`);
   });
   await screenshot(page, flow.screenshots, 'nodes.png');
@@ -372,6 +377,7 @@ async function run(flow) {
   if (flow.screenshots) mkdirSync(flow.screenshots, { recursive: true });
   const results = {
     nodes_seen: [],
+    nodes_online: {},
     terminal_text: '',
     stty_before: null,
     stty_after: null,

@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::browser;
 use crate::support::agents::{Spawned, agent_command, apply_roles, audit_for, labels_text, me, node, online};
 use crate::support::gateway::{BIN, TestGateway};
 use crate::support::netns::{NodeNet, Tinyproxy};
@@ -175,6 +176,22 @@ fn an_agent_whose_only_route_is_tinyproxy_serves_recorded_sessions_and_survives_
     assert_eq!(text(&out.stdout), "again\n", "{}\n{}", text(&out.stderr), agent.output());
     assert_eq!(audit_for(gw, "node.join", "ns-01").len(), 1, "a reconnect is not a second join");
     assert!(proxy.tunnels_to(&gateway) >= 3, "the new tunnel also went through tinyproxy");
+
+    // The browser too: the UI shows the node online, and its terminals and file transfers
+    // reach the node through the agent's tunnel, recorded and audited the same way.
+    let invite_path = browser::invite(gw, "web-vendor", "isolated");
+    let files = tempfile::tempdir().unwrap();
+    let transfer = browser::Transfer::new(files.path(), 200_000);
+    let base = format!("https://127.0.0.1:{}", gw.addr.port());
+    let report = browser::run_flow(&browser::vendor_flow(&base, &invite_path, "web-vendor", "ns-01", &transfer));
+    browser::check_report(&report, "ns-01", &transfer);
+    assert_eq!(report["nodes_online"]["ns-01"], "online", "{report}");
+    browser::assert_transfers_audited(gw, "web-vendor", &transfer);
+    let web = gw.ctl_json(&["recordings", "ls", "--user", "web-vendor"]);
+    assert!(
+        web.iter().any(|r| r["node"] == "ns-01" && r["command"].is_null()),
+        "the web terminal's recording: {web:?}"
+    );
 }
 
 #[test]

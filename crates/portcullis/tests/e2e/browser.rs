@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use portcullis_proto::asciicast::strip_ansi;
 use serde_json::{Value, json};
 
+use crate::support::gateway::TestGateway;
 use crate::support::lab::Lab;
 use crate::support::nginx::Nginx;
 use crate::support::{asciinema_cat, eventually, text};
@@ -27,7 +28,7 @@ fn web_dir() -> PathBuf {
 }
 
 /// Runs the Playwright flow and returns its report; panics with its log on failure.
-fn run_flow(flow: &Value) -> Value {
+pub fn run_flow(flow: &Value) -> Value {
     assert!(Path::new("/usr/bin/chromium").exists(), "no /usr/bin/chromium: run scripts/install-deps.sh");
     assert!(web_dir().join("node_modules/playwright-core").exists(), "no playwright-core: run `make ui`");
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -61,16 +62,35 @@ fn run_flow(flow: &Value) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("bad report ({e}): {last}"))
 }
 
-/// An invite for `user` with the vendor role: the path of its one-time URL.
-fn invite(lab: &Lab, user: &str) -> String {
-    let url = lab.gw.ctl_ok(&["users", "add", user, "--roles", "vendor-test", "--ttl", "72h"]);
+/// An invite for `user` with `role`: the path of its one-time URL.
+pub fn invite(gw: &TestGateway, user: &str, role: &str) -> String {
+    let url = gw.ctl_ok(&["users", "add", user, "--roles", role, "--ttl", "72h"]);
     let path = url.trim().split_once("/invite/").map(|(_, token)| format!("/invite/{token}"));
     path.unwrap_or_else(|| panic!("no invite URL in {url:?}"))
 }
 
-/// Bytes no text path would keep intact.
-fn binary(len: usize) -> Vec<u8> {
-    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect()
+/// A file the browser uploads to `remote` on the node, then downloads to `saved`.
+pub struct Transfer {
+    /// The file picked in the browser.
+    pub local: PathBuf,
+    /// Where it goes on the node (the node shares this machine's file system).
+    pub remote: String,
+    /// Where the browser saves the download.
+    pub saved: PathBuf,
+}
+
+impl Transfer {
+    /// `len` bytes no text path would keep intact, in `dir`.
+    pub fn new(dir: &Path, len: usize) -> Transfer {
+        let bytes: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let local = dir.join("upload.bin");
+        std::fs::write(&local, bytes).unwrap();
+        Transfer {
+            local,
+            remote: dir.join("on-node.bin").to_string_lossy().into_owned(),
+            saved: dir.join("downloaded.bin"),
+        }
+    }
 }
 
 /// Rows and columns from `stty size` output.
@@ -80,19 +100,19 @@ fn size(report: &Value, key: &str) -> (u32, u32) {
     (parts.next().unwrap(), parts.next().unwrap())
 }
 
-/// The flow for `user` at `base_url`, with an upload of `upload` to `remote` and its download to `save_to`.
-fn flow(base_url: &str, invite_path: &str, user: &str, upload: &Path, remote: &str, save_to: &Path) -> Value {
+/// Everything a vendor does, for `user` at `base_url` on `node`.
+pub fn vendor_flow(base_url: &str, invite_path: &str, user: &str, node: &str, transfer: &Transfer) -> Value {
     json!({
         "base_url": base_url,
         "invite_path": invite_path,
         "user": user,
         "password": PASSWORD,
-        "node": "gpu-01",
-        "expect_nodes": ["gpu-01"],
+        "node": node,
+        "expect_nodes": [node],
         "commands": [{ "type": "echo $((7*6))", "expect": "42" }],
         "resize": { "width": 900, "height": 500 },
-        "upload": { "local": upload, "remote": remote },
-        "download": { "remote": remote, "save_to": save_to },
+        "upload": { "local": transfer.local, "remote": transfer.remote },
+        "download": { "remote": transfer.remote, "save_to": transfer.saved },
         // The expected output is not in the pasted text: only the shell running it shows it.
         "paste": { "text": "echo pasted-$((5*5))", "expect": "pasted-25" },
         "second_tab": { "close_with": "exit 3" },
@@ -101,29 +121,29 @@ fn flow(base_url: &str, invite_path: &str, user: &str, upload: &Path, remote: &s
     })
 }
 
-/// What every flow must have shown, wherever the browser connected.
-fn check_report(report: &Value, local: &Path, remote: &str, saved: &Path) {
-    assert_eq!(report["nodes_seen"], json!(["gpu-01"]), "the vendor sees gpu-01 only: {report}");
+/// What every flow must have shown, wherever the browser connected: only `node`, and
+/// each step's effect on it.
+pub fn check_report(report: &Value, node: &str, transfer: &Transfer) {
+    assert_eq!(report["nodes_seen"], json!([node]), "the vendor sees {node} only: {report}");
     let terminal = report["terminal_text"].as_str().unwrap_or_default();
     assert!(terminal.lines().any(|l| l.trim() == "42"), "no 42 in the terminal:\n{terminal}");
     let (before, after) = (size(report, "stty_before"), size(report, "stty_after"));
-    assert_ne!(before, after, "the resize did not reach the node");
     assert!(
         after.0 < before.0 && after.1 < before.1,
         "a smaller window, fewer rows and columns: {before:?} → {after:?}"
     );
-    let sent = std::fs::read(local).unwrap();
-    assert_eq!(std::fs::read(remote).unwrap(), sent, "the node's copy differs");
-    assert_eq!(std::fs::read(saved).unwrap(), sent, "the download differs");
-    for path in ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"] {
-        assert_eq!(report["forbidden_status"][path], 404, "{path}: {report}");
-    }
+    let sent = std::fs::read(&transfer.local).unwrap();
+    assert_eq!(std::fs::read(&transfer.remote).unwrap(), sent, "the node's copy differs");
+    assert_eq!(std::fs::read(&transfer.saved).unwrap(), sent, "the download differs");
     assert_eq!(report["pasted"], "pasted-25", "{report}");
     let tabs = report["tabs"].as_array().map(Vec::len);
     assert_eq!(tabs, Some(2), "two terminals in tabs: {report}");
     let closed = report["closed_message"].as_str().unwrap_or_default();
     assert!(closed.contains("session ended") && closed.contains('3'), "the ended tab says why: {closed:?}");
     assert_eq!(report["page_errors"], json!([]), "errors on the page (CSP included): {report}");
+    for path in ["/api/recordings", "/api/audit", "/api/sessions", "/api/users"] {
+        assert_eq!(report["forbidden_status"][path], 404, "{path}: {report}");
+    }
     let links = report["links"].to_string().to_lowercase();
     let page = report["page_text"].as_str().unwrap_or_default().to_lowercase();
     for word in ["recording", "audit", "watch", "observe"] {
@@ -131,20 +151,28 @@ fn check_report(report: &Value, local: &Path, remote: &str, saved: &Path) {
     }
 }
 
+/// The transfers' `file.*` events, with the byte counts of both directions.
+pub fn assert_transfers_audited(gw: &TestGateway, user: &str, transfer: &Transfer) {
+    let len = std::fs::metadata(&transfer.local).unwrap().len();
+    eventually("file events for the browser's transfers", Duration::from_secs(20), || {
+        let closes = gw.audit("file.close");
+        let mine: Vec<&Value> = closes.iter().filter(|e| e["user"] == user && e["path"] == transfer.remote).collect();
+        mine.iter().any(|e| e["bytes_written"] == len) && mine.iter().any(|e| e["bytes_read"] == len)
+    });
+}
+
 #[test]
 fn a_vendor_redeems_an_invite_and_works_in_the_browser_terminal() {
     let lab = Lab::start("", "");
     let gw = &lab.gw;
-    let invite_path = invite(&lab, "alice");
+    let invite_path = invite(gw, "alice", "vendor-test");
     let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("upload.bin");
-    std::fs::write(&local, binary(300_000)).unwrap();
-    let remote = dir.path().join("on-node.bin").to_string_lossy().into_owned();
-    let saved = dir.path().join("downloaded.bin");
+    let transfer = Transfer::new(dir.path(), 300_000);
 
     let base = format!("https://127.0.0.1:{}", gw.addr.port());
-    let report = run_flow(&flow(&base, &invite_path, "alice", &local, &remote, &saved));
-    check_report(&report, &local, &remote, &saved);
+    let report = run_flow(&vendor_flow(&base, &invite_path, "alice", "gpu-01", &transfer));
+    check_report(&report, "gpu-01", &transfer);
+    assert_eq!(report["nodes_online"]["gpu-01"], "direct", "an agentless node: {report}");
 
     // The browser session was recorded like an SSH one, and plays.
     let recordings = gw.ctl_json(&["recordings", "ls", "--user", "alice"]);
@@ -155,32 +183,27 @@ fn a_vendor_redeems_an_invite_and_works_in_the_browser_terminal() {
     let played = strip_ansi(&asciinema_cat(&cast));
     assert!(played.lines().any(|l| l.trim() == "42"), "the recording does not show 42:\n{played}");
 
-    // Redeeming, signing in and both transfers are in the audit log.
+    // Redeeming and both transfers are in the audit log.
     assert!(gw.audit("invite.redeem").iter().any(|e| e["user"] == "alice"));
-    eventually("file events for the browser's transfers", Duration::from_secs(20), || {
-        let closes = gw.audit("file.close");
-        let mine: Vec<&Value> = closes.iter().filter(|e| e["user"] == "alice" && e["path"] == remote).collect();
-        mine.iter().any(|e| e["bytes_written"] == 300_000) && mine.iter().any(|e| e["bytes_read"] == 300_000)
-    });
+    assert_transfers_audited(gw, "alice", &transfer);
 }
 
 #[test]
 fn the_browser_terminal_works_behind_real_nginx_with_the_generated_config() {
-    // The browser reaches nginx on 127.0.0.2; nginx reaches the gateway from 127.0.0.1.
+    // The browser reaches nginx on 127.0.0.2; nginx reaches the gateway on 127.0.0.1.
     let public = Nginx::free_addr("127.0.0.2");
     let lab = Lab::start(&format!("public_addr = [\"{public}\"]\ntrusted_proxies = [\"127.0.0.1/32\"]"), "");
     let gw = &lab.gw;
     let nginx = Nginx::start(&public, gw);
-    let invite_path = invite(&lab, "bob");
+    let invite_path = invite(gw, "bob", "vendor-test");
     let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("upload.bin");
     // Over nginx's default 1 MiB body limit, which the generated config lifts.
-    std::fs::write(&local, binary(3 << 20)).unwrap();
-    let remote = dir.path().join("via-nginx.bin").to_string_lossy().into_owned();
-    let saved = dir.path().join("downloaded.bin");
+    let transfer = Transfer::new(dir.path(), 3 << 20);
 
-    let report = run_flow(&flow(&format!("https://{}", nginx.addr), &invite_path, "bob", &local, &remote, &saved));
-    check_report(&report, &local, &remote, &saved);
+    let base = format!("https://{}", nginx.addr);
+    let report = run_flow(&vendor_flow(&base, &invite_path, "bob", "gpu-01", &transfer));
+    check_report(&report, "gpu-01", &transfer);
+    assert_transfers_audited(gw, "bob", &transfer);
 
     // Everything went through nginx: the page, the terminal's WebSocket, both transfers.
     // (Which X-Forwarded-For the gateway believes is web.rs's test: here the browser and

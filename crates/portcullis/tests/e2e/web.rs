@@ -175,7 +175,7 @@ fn vendors_see_their_nodes_and_nothing_they_may_not_know_of() {
     assert_eq!(nodes.status, 200, "{nodes:?}");
     assert_eq!(
         nodes.json(),
-        json!({ "nodes": [{ "name": "gpu-01", "labels": { "gpu": "h800" }, "logins": [lab.node.user], "online": null }] })
+        json!({ "nodes": [{ "name": "gpu-01", "labels": { "gpu": "h800" }, "logins": [lab.node.user], "online": null, "file_transfer": true }] })
     );
     assert_eq!(Browser::new(gw).get("/api/nodes").status, 401);
 
