@@ -167,6 +167,27 @@ fn invites_redeem_once_and_logins_need_password_and_a_fresh_code() {
 }
 
 #[test]
+fn an_expired_invite_is_refused_like_an_unknown_one_and_audited() {
+    let gw = TestGateway::start("", "");
+    // An invite lives at most as long as its account: 2 seconds here.
+    let url = gw.ctl_ok(&["users", "add", "brief", "--roles", "restricted-dev", "--ttl", "2s"]);
+    let token = url.trim().rsplit('/').next().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(2500));
+    let browser = Browser::new(&gw);
+    let unknown = browser.get("/api/invite/nonexistent");
+    let shown = browser.get(&format!("/api/invite/{token}"));
+    assert_eq!((shown.status, &shown.body), (404, &unknown.body), "{shown:?}");
+    let body = json!({ "password": PASSWORD, "totp_code": "000000" });
+    let redeemed = browser.post(&format!("/api/invite/{token}"), Some(body));
+    assert_eq!((redeemed.status, &redeemed.body), (404, &unknown.body), "{redeemed:?}");
+    let refused = gw.audit("invite.refused");
+    assert!(
+        refused.iter().any(|e| e["user"] == "brief" && e["reason"].as_str().unwrap_or_default().contains("expired")),
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn vendors_see_their_nodes_and_nothing_they_may_not_know_of() {
     let lab = Lab::start("", "");
     let gw = &lab.gw;
