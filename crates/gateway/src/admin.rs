@@ -86,7 +86,9 @@ async fn connection(gateway: Arc<Gateway>, stream: UnixStream, uid: u32) -> anyh
         Err(err) => Response::error(format!("bad request: {err}")),
         Ok(Request::SessionsWatch { id }) => return stream::watch(&gateway, &id, uid, write).await,
         Ok(Request::RecordingsGet { id }) => return stream::recording(&gateway, &id, uid, write).await,
-        Ok(request) => handle(&gateway, request, uid).await.unwrap_or_else(|err| Response::error(format!("{err:#}"))),
+        Ok(request) => handle(&gateway, request, &format!("admin.sock uid={uid}"))
+            .await
+            .unwrap_or_else(|err| Response::error(format!("{err:#}"))),
     };
     send(&mut write, &response).await?;
     write.shutdown().await?;
@@ -104,10 +106,9 @@ async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> 
 const MAX_LINE: u64 = protocol::MAX_REQUEST as u64;
 
 /// Answers one request.
-pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Result<Response> {
-    let actor = format!("admin.sock uid={uid}");
+pub async fn handle(gateway: &Gateway, request: Request, actor: &str) -> anyhow::Result<Response> {
     let store = &gateway.store;
-    let audit = |kind: &str| Event::new(kind).field("actor", actor.as_str());
+    let audit = |kind: &str| Event::new(kind).field("actor", actor);
     match request {
         Request::Status => {
             let m = gateway.metrics.snapshot();
@@ -177,8 +178,29 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             gateway.audit.log(audit("user.rm").user(Some(&name)).field("sessions_ended", ended)).await?;
             Ok(Response::text(format!("removed user {name}")))
         }
-        Request::UsersLock { name } => set_locked(gateway, &name, true, &actor).await,
-        Request::UsersUnlock { name } => set_locked(gateway, &name, false, &actor).await,
+        Request::UsersLock { name } => set_locked(gateway, &name, true, actor).await,
+        Request::UsersUnlock { name } => set_locked(gateway, &name, false, actor).await,
+        Request::UsersExpire { name } => {
+            if !store.set_expiry(&name, Some(now())).await? {
+                bail!("no user {name:?}");
+            }
+            gateway.audit.log(audit("user.expire").user(Some(&name))).await?;
+            Ok(Response::text(format!("user {name} expired; their sessions end within seconds")))
+        }
+        Request::UsersResetTotp { name } => {
+            let user = store.get_user(&name).await?.with_context(|| format!("no user {name:?}"))?;
+            store.reset_totp(&name).await?;
+            let ended = store.delete_user_web_sessions(&name).await?;
+            let token = secret::token();
+            let invite_until = user.expires_at.map_or(now() + INVITE_TTL_SECS, |e| e.min(now() + INVITE_TTL_SECS));
+            store.create_invite(&name, &secret::hash(&token), invite_until).await?;
+            gateway.audit.log(audit("user.reset_totp").user(Some(&name)).field("web_sessions_ended", ended)).await?;
+            gateway
+                .audit
+                .log(audit("invite.create").user(Some(&name)).field("expires", rfc3339(Some(invite_until))))
+                .await?;
+            Ok(Response::text(format!("{}/invite/{token}", gateway.base_url())))
+        }
         Request::UsersAddKey { name, key } => {
             let public = parse_public_key(&key)?;
             let fingerprint = public.fingerprint(HashAlg::Sha256).to_string();
@@ -274,6 +296,24 @@ pub async fn handle(gateway: &Gateway, request: Request, uid: u32) -> anyhow::Re
             crate::node::close_pooled(gateway.node_pool.forget_node(&name)).await;
             gateway.audit.log(audit("node.repin").node(Some(&name))).await?;
             Ok(Response::text(format!("node {name}: host key forgotten; the next connection pins the key it presents")))
+        }
+        Request::NodesLabel { name, labels } => {
+            let node = store.get_node(&name).await?.with_context(|| format!("no node {name:?}"))?;
+            if node.source == "config" {
+                bail!("node {name:?} is defined in the config file: change its labels there");
+            }
+            for (key, value) in &labels {
+                portcullis_proto::labels::check(key, value)?;
+                if node.source == "agent" && is_inventory_label(key) {
+                    bail!("label {key:?} comes from the agent's inventory and cannot be set");
+                }
+            }
+            let mut merged: BTreeMap<String, String> =
+                node.labels.into_iter().filter(|(k, _)| node.source == "agent" && is_inventory_label(k)).collect();
+            merged.extend(labels);
+            store.set_node_labels(&name, &merged).await?;
+            gateway.audit.log(audit("node.label").node(Some(&name)).field("labels", labels_text(&merged))).await?;
+            Ok(Response::text(format!("node {name}: labels {}", labels_text(&merged))))
         }
         Request::SessionsLs { active } => {
             let live: std::collections::HashMap<String, _> =
@@ -403,14 +443,19 @@ fn parse_public_key(text: &str) -> anyhow::Result<PublicKey> {
     }
 }
 
+/// Labels an agent reports from its node's inventory (see the agent's inventory module).
+pub fn is_inventory_label(key: &str) -> bool {
+    ["os", "kernel", "hostname", "memory_gib"].contains(&key)
+        || ["os.", "cpu.", "gpu."].iter().any(|prefix| key.starts_with(prefix))
+}
+
 fn labels_text(labels: &BTreeMap<String, String>) -> String {
     let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if parts.is_empty() { "-".into() } else { parts.join(",") }
 }
 
 fn host_key_fingerprint(key: Option<&str>) -> String {
-    key.and_then(|k| PublicKey::from_openssh(k).ok())
-        .map_or_else(|| "-".into(), |k| k.fingerprint(HashAlg::Sha256).to_string())
+    key.and_then(crate::node::fingerprint_of).unwrap_or_else(|| "-".into())
 }
 
 #[derive(Serialize)]

@@ -129,8 +129,8 @@ impl Audit {
             .context("cannot index audit event")
     }
 
-    /// Verifies the whole chain, file by file, and says where it breaks.
-    pub async fn verify(&self) -> anyhow::Result<Response> {
+    /// Checks the whole chain, file by file, then against the index's last sequence number.
+    pub async fn check_chain(&self) -> anyhow::Result<ChainReport> {
         let mut state: Option<ChainState> = None;
         let mut total = 0u64;
         for file in day_files(&self.dir)? {
@@ -142,9 +142,14 @@ impl Audit {
                 }
                 Verification::Broken { seq, line, reason } => {
                     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    return Ok(Response::error(format!(
-                        "audit chain broken at seq {seq} ({name} line {line}): {reason}"
-                    )));
+                    let verified = seq.saturating_sub(1);
+                    let error = format!("{name} line {line}: {reason}");
+                    return Ok(ChainReport {
+                        events: total,
+                        verified_up_to: verified,
+                        broken_at: Some(seq),
+                        error: Some(error),
+                    });
                 }
             }
         }
@@ -152,13 +157,41 @@ impl Audit {
         // The index is an anchor kept apart from the files: lines cut off the end show here.
         let indexed = self.store.last_audit_seq().await?;
         if indexed > last {
-            return Ok(Response::error(format!(
-                "audit chain broken at seq {}: the files end at seq {last} but the index holds events up to seq {indexed}",
-                last + 1
-            )));
+            let error = format!("the files end at seq {last} but the index holds events up to seq {indexed}");
+            return Ok(ChainReport {
+                events: total,
+                verified_up_to: last,
+                broken_at: Some(last + 1),
+                error: Some(error),
+            });
         }
-        Ok(Response::text(format!("audit chain intact: {total} events, verified up to seq {last}")))
+        Ok(ChainReport { events: total, verified_up_to: last, broken_at: None, error: None })
     }
+
+    /// `ctl audit verify`: the chain's state in one line.
+    pub async fn verify(&self) -> anyhow::Result<Response> {
+        let report = self.check_chain().await?;
+        Ok(match (report.broken_at, &report.error) {
+            (Some(seq), Some(error)) => Response::error(format!("audit chain broken at seq {seq} ({error})")),
+            _ => Response::text(format!(
+                "audit chain intact: {} events, verified up to seq {}",
+                report.events, report.verified_up_to
+            )),
+        })
+    }
+}
+
+/// What checking the chain found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainReport {
+    /// Events checked.
+    pub events: u64,
+    /// The last sequence number whose line and links check out.
+    pub verified_up_to: u64,
+    /// The first sequence number that does not, if any.
+    pub broken_at: Option<u64>,
+    /// Where and why, when broken.
+    pub error: Option<String>,
 }
 
 fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -185,6 +185,7 @@ impl Gateway {
         tokio::spawn(crate::node::reap(self.clone()));
         tokio::spawn(crate::accounts::expiry::run(self.clone()));
         tokio::spawn(crate::web::reap(self.clone()));
+        tokio::spawn(crate::recording::indexer::run(self.clone()));
         listen::serve(self.clone(), tcp).await;
         let _ = admin.await;
         let _ = std::fs::remove_file(self.admin_socket());

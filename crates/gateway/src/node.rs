@@ -191,3 +191,8 @@ pub fn login_certificate(
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
+
+/// `SHA256:...` of a key in OpenSSH text form, if it parses.
+pub fn fingerprint_of(openssh: &str) -> Option<String> {
+    PublicKey::from_openssh(openssh).ok().map(|k| fingerprint(&k))
+}

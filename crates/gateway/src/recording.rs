@@ -21,6 +21,8 @@ use crate::store::{RecordingEnd, RecordingRow, Store, now, rfc3339};
 use writer::CastWriter;
 pub use writer::Totals;
 
+pub mod index;
+pub mod indexer;
 #[cfg(test)]
 mod tests;
 mod writer;

@@ -5,7 +5,7 @@
 //! nothing here ever writes to the watched user's side.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -33,6 +33,8 @@ pub struct Live {
     /// Bytes from the user to the node.
     pub bytes_in: AtomicU64,
     kill: watch::Sender<bool>,
+    /// The terminal's columns (high 16 bits) and rows (low 16 bits); 0 without a terminal.
+    size: AtomicU32,
     /// Made by the first watcher: most sessions are never watched.
     output: Mutex<Option<broadcast::Sender<Bytes>>>,
     screen: Mutex<VecDeque<u8>>,
@@ -46,6 +48,7 @@ impl Sessions {
             bytes_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             kill: watch::channel(false).0,
+            size: AtomicU32::new(0),
             output: Mutex::new(None),
             screen: Mutex::new(VecDeque::new()),
         });
@@ -98,6 +101,18 @@ impl Live {
         if let Some(sender) = output.as_ref().filter(|s| s.receiver_count() > 0) {
             let _ = sender.send(Bytes::copy_from_slice(bytes));
         }
+    }
+
+    /// Notes the terminal's size (at start and on every resize), for watchers.
+    pub fn set_size(&self, cols: u32, rows: u32) {
+        let clamp = |n: u32| n.min(u32::from(u16::MAX));
+        self.size.store((clamp(cols) << 16) | clamp(rows), Ordering::Relaxed);
+    }
+
+    /// The terminal's columns and rows, if it has a terminal.
+    pub fn size(&self) -> Option<(u16, u16)> {
+        let packed = self.size.load(Ordering::Relaxed);
+        (packed != 0).then_some(((packed >> 16) as u16, packed as u16))
     }
 
     /// Notes input from the user.

@@ -7,6 +7,7 @@
 mod accounts;
 mod catalog;
 mod invites;
+mod recording_index;
 mod recordings;
 mod schema;
 mod sessions;
@@ -23,8 +24,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use accounts::Credentials;
-pub use catalog::{AuditFilter, AuditIndexEntry, NodeRow, RoleRow};
+pub use catalog::{AuditFilter, AuditIndexEntry, AuditQuery, NodeRow, RoleRow};
 pub use invites::InviteRow;
+pub use recording_index::{IndexBatch, IndexState, Keyframe, RecordingQuery, TextHit, TextLine};
 pub use recordings::{RecordingEnd, RecordingFilter, RecordingRow};
 pub use sessions::SessionRow;
 pub use tokens::TokenRow;

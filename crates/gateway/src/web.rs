@@ -5,6 +5,7 @@
 //! the same relay as SSH. Every answer carries the security headers; unknown paths,
 //! wrong methods and paths the caller may not know of all answer the same 404.
 
+mod admin;
 mod assets;
 mod auth;
 mod client_addr;
@@ -15,7 +16,7 @@ mod login;
 mod nodes;
 mod openapi;
 mod origin;
-mod restricted;
+mod recordings;
 mod routes;
 pub mod session;
 mod state;
@@ -74,14 +75,30 @@ fn api() -> routes::Api {
         .websocket("/api/terminal", terminal::upgrade)
         .post("/api/files", files::upload)
         .get("/api/files", files::download)
-        .restricted("/api/recordings", Permission::RecordingsRead, restricted::recordings)
-        .restricted("/api/audit", Permission::AuditRead, restricted::audit)
-        .restricted("/api/sessions", Permission::SessionsObserve, restricted::sessions)
-        .restricted("/api/users", Permission::UsersManage, restricted::users)
+        .restricted("/api/recordings", Permission::RecordingsRead, recordings::list)
+        .restricted("/api/recordings/search", Permission::RecordingsRead, recordings::search)
+        .restricted("/api/recordings/{id}", Permission::RecordingsRead, recordings::show)
+        .restricted("/api/recordings/{id}/cast", Permission::RecordingsRead, recordings::cast)
+        .restricted("/api/recordings/{id}/frames", Permission::RecordingsRead, recordings::frames)
+        .restricted("/api/sessions", Permission::SessionsObserve, admin::sessions::list)
+        .restricted_websocket("/api/sessions/{id}/watch", Permission::SessionsObserve, admin::sessions::watch)
+        .restricted_post("/api/sessions/{id}/kill", Permission::SessionsKill, admin::sessions::kill)
+        .restricted("/api/audit", Permission::AuditRead, admin::audit::list)
+        .restricted("/api/audit/verify", Permission::AuditRead, admin::audit::verify)
+        .restricted("/api/users", Permission::UsersManage, admin::users::list)
+        .restricted_post("/api/users", Permission::UsersManage, admin::users::invite)
+        .restricted_post("/api/users/{name}/{action}", Permission::UsersManage, admin::users::act)
+        .restricted_put("/api/nodes/{name}/labels", Permission::NodesManage, admin::nodes::set_labels)
+        .restricted_post("/api/nodes/{name}/repin", Permission::NodesManage, admin::nodes::repin)
+        .restricted("/api/tokens", Permission::NodesManage, admin::nodes::tokens)
+        .restricted_post("/api/tokens", Permission::NodesManage, admin::nodes::create_token)
+        .restricted_post("/api/tokens/{id}/revoke", Permission::NodesManage, admin::nodes::revoke_token)
+        .restricted("/api/roles", Permission::RolesManage, admin::roles::list)
+        .restricted_post("/api/roles", Permission::RolesManage, admin::roles::apply)
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {
-    api()
+    let routes = api()
         .router
         .route("/", get(assets::page))
         .route("/invite/{token}", get(assets::page))
@@ -92,8 +109,9 @@ fn router(gateway: Arc<Gateway>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(security_headers))
-        .with_state(gateway)
+        .with_state(gateway);
+    // Outside the routes, so it also sees the `Allow` header axum adds to a wrong method's answer.
+    Router::new().fallback_service(routes).layer(axum::middleware::from_fn(security_headers))
 }
 
 /// The addresses browsers reach this gateway on: the bound listen address and every `public_addr`.
@@ -148,7 +166,12 @@ async fn not_found(request: Request) -> Response {
 async fn security_headers(request: Request, next: Next) -> Response {
     let api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
+    let not_found = response.status() == StatusCode::NOT_FOUND;
     let headers = response.headers_mut();
+    if not_found {
+        // A wrong method's `Allow` header would tell that the path exists.
+        headers.remove(header::ALLOW);
+    }
     let fixed = [
         (
             header::CONTENT_SECURITY_POLICY,

@@ -65,14 +65,7 @@ fn config(args: Args) -> anyhow::Result<AgentConfig> {
 }
 
 fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    for pair in pairs.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = pair.split_once('=') else { bail!("--labels: {pair:?} is not k=v") };
-        if k.is_empty() || labels.insert(k.to_string(), v.to_string()).is_some() {
-            bail!("--labels: {pair:?} has an empty or repeated key");
-        }
-    }
-    Ok(labels)
+    portcullis_proto::labels::parse(pairs).map_err(|e| anyhow::anyhow!("--labels: {e}"))
 }
 
 async fn wait_for_signal() {

@@ -77,6 +77,10 @@ enum Users {
     Lock { name: String },
     /// Unlock a user.
     Unlock { name: String },
+    /// End a user's account now; their sessions end within seconds.
+    Expire { name: String },
+    /// Forget a user's TOTP secret; prints a one-time URL to enroll again.
+    ResetTotp { name: String },
     /// Register an SSH public key for a user.
     AddKey {
         name: String,
@@ -114,6 +118,13 @@ enum Nodes {
     Rm { name: String },
     /// Forget a node's pinned host key; the next connection pins the key it presents.
     Repin { name: String },
+    /// Replace a node's static labels (an agent's inventory labels stay).
+    Label {
+        name: String,
+        /// Labels, k=v,k=v (empty for none).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +266,8 @@ fn request(group: Group) -> anyhow::Result<Request> {
         Group::Users(Users::Rm { name }) => Request::UsersRm { name },
         Group::Users(Users::Lock { name }) => Request::UsersLock { name },
         Group::Users(Users::Unlock { name }) => Request::UsersUnlock { name },
+        Group::Users(Users::Expire { name }) => Request::UsersExpire { name },
+        Group::Users(Users::ResetTotp { name }) => Request::UsersResetTotp { name },
         Group::Users(Users::AddKey { name, key_file }) => {
             let key =
                 std::fs::read_to_string(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
@@ -272,6 +285,7 @@ fn request(group: Group) -> anyhow::Result<Request> {
         }
         Group::Nodes(Nodes::Rm { name }) => Request::NodesRm { name },
         Group::Nodes(Nodes::Repin { name }) => Request::NodesRepin { name },
+        Group::Nodes(Nodes::Label { name, labels }) => Request::NodesLabel { name, labels: parse_labels(&labels)? },
         Group::Sessions(Sessions::Ls { active }) => Request::SessionsLs { active },
         Group::Sessions(Sessions::Kill { id }) => Request::SessionsKill { id },
         Group::Recordings(Recordings::Ls { user, node, since, grep, limit }) => {
@@ -293,16 +307,8 @@ fn request(group: Group) -> anyhow::Result<Request> {
     })
 }
 
-/// Parses `k=v` pairs.
 fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    for pair in pairs.iter().filter(|p| !p.is_empty()) {
-        let Some((k, v)) = pair.split_once('=') else { bail!("--labels: {pair:?} is not k=v") };
-        if k.is_empty() || labels.insert(k.to_string(), v.to_string()).is_some() {
-            bail!("--labels: {pair:?} has an empty or repeated key");
-        }
-    }
-    Ok(labels)
+    portcullis_proto::labels::parse(pairs).map_err(|e| anyhow::anyhow!("--labels: {e}"))
 }
 
 /// An RFC 3339 time as given, or `now - duration`.

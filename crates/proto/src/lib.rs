@@ -3,6 +3,7 @@
 
 pub mod asciicast;
 pub mod audit;
+pub mod labels;
 pub mod name;
 pub mod proxy_header;
 pub mod sftp;

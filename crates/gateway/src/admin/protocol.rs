@@ -41,6 +41,16 @@ pub enum Request {
         /// User name.
         name: String,
     },
+    /// End a user's account now: their sessions end within the expiry check's interval.
+    UsersExpire {
+        /// User name.
+        name: String,
+    },
+    /// Forget a user's TOTP secret and print a one-time URL to enroll again.
+    UsersResetTotp {
+        /// User name.
+        name: String,
+    },
     /// Register an OpenSSH public key for a user.
     UsersAddKey {
         /// User name.
@@ -80,6 +90,13 @@ pub enum Request {
     NodesRepin {
         /// Node name.
         name: String,
+    },
+    /// Replace a node's static labels (an agent's inventory labels stay).
+    NodesLabel {
+        /// Node name.
+        name: String,
+        /// The new static labels.
+        labels: BTreeMap<String, String>,
     },
     /// List sessions (newest first).
     SessionsLs {

@@ -103,6 +103,7 @@ pub async fn run(
                         }
                         UserInput::Eof => node_tx.eof().await,
                         UserInput::Resize { cols, rows, pix_width, pix_height } => {
+                            live.set_size(cols, rows);
                             tap(&taps, |t| {
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.resize(cols as u16, rows as u16).is_err();

@@ -178,6 +178,9 @@ pub async fn prepare(gateway: &Arc<Gateway>, request: Request<'_>) -> anyhow::Re
     gateway.store.insert_session(&row).await?;
     started(gateway, &row, &grant, &request.start).await?;
     let live = gateway.sessions.register(row);
+    if let Some(pty) = &request.pty {
+        live.set_size(pty.cols, pty.rows);
+    }
     let relay = Relay {
         gateway: gateway.clone(),
         live: live.clone(),

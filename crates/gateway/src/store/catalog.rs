@@ -148,6 +148,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Replaces a node's labels; false if there was no such node.
+    pub async fn set_node_labels(&self, name: &str, labels: &BTreeMap<String, String>) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE nodes SET labels = $1 WHERE name = $2")
+            .bind(serde_json::to_string(labels)?)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets a node's pinned host key so the next contact pins anew; false if no such node.
     pub async fn unpin_host_key(&self, name: &str) -> anyhow::Result<bool> {
         let done =
@@ -194,6 +204,49 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("line")?)).collect()
+    }
+}
+
+/// One page of the audit log, newest first, and where the next one starts.
+#[derive(Debug, Default, Clone)]
+pub struct AuditQuery {
+    /// Exact type, or a prefix like `user` (matching `user.*`).
+    pub kind: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Node.
+    pub node: Option<String>,
+    /// Session id.
+    pub session: Option<String>,
+    /// Lower bound, as the log writes times (RFC 3339, microseconds).
+    pub since: Option<String>,
+    /// Upper bound, likewise.
+    pub until: Option<String>,
+    /// Only events before this sequence number (the previous page's last).
+    pub before: Option<i64>,
+}
+
+impl Store {
+    /// Up to `limit` events matching `query`, newest first, as `(seq, line)`.
+    pub async fn page_audit(&self, query: &AuditQuery, limit: i64) -> anyhow::Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, line FROM audit \
+             WHERE ($1 IS NULL OR type = $1 OR type LIKE $1 || '.%') AND ($2 IS NULL OR user_name = $2) \
+             AND ($3 IS NULL OR node = $3) AND ($4 IS NULL OR session_id = $4) \
+             AND ($5 IS NULL OR time >= $5) AND ($6 IS NULL OR time <= $6) AND ($7 IS NULL OR seq < $7) \
+             ORDER BY seq DESC LIMIT $8",
+        )
+        .bind(&query.kind)
+        .bind(&query.user)
+        .bind(&query.node)
+        .bind(&query.session)
+        .bind(&query.since)
+        .bind(&query.until)
+        .bind(query.before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("line")?))).collect()
     }
 }
 

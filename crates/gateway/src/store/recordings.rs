@@ -67,10 +67,10 @@ pub struct RecordingFilter {
     pub limit: Option<i64>,
 }
 
-const COLUMNS: &str = "id, session_id, user_name, node, login, client_addr, command, path, bytes, capped_bytes, \
+pub(super) const COLUMNS: &str = "id, session_id, user_name, node, login, client_addr, command, path, bytes, capped_bytes, \
      replaced_bytes, complete, started_at, ended_at";
 
-fn recording_row(row: &SqliteRow) -> anyhow::Result<RecordingRow> {
+pub(super) fn recording_row(row: &SqliteRow) -> anyhow::Result<RecordingRow> {
     Ok(RecordingRow {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,

@@ -118,6 +118,33 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_subject ON login_failures(subject, at);
 "#,
+    // Recordings: keyset paging (newest first, by filter), and the index of each
+    // recording's contents (see `store::recording_index`).
+    r#"
+DROP INDEX recordings_started;
+CREATE INDEX recordings_started ON recordings(started_at, id);
+CREATE INDEX recordings_user_started ON recordings(user_name, started_at, id);
+CREATE INDEX recordings_node_started ON recordings(node, started_at, id);
+CREATE TABLE recording_index (
+    recording_id TEXT PRIMARY KEY,
+    cast_offset INTEGER NOT NULL,
+    text_bytes INTEGER NOT NULL,
+    pending TEXT NOT NULL,
+    pending_t REAL NOT NULL,
+    done INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE recording_keyframes (
+    recording_id TEXT NOT NULL,
+    t REAL NOT NULL,
+    cast_offset INTEGER NOT NULL,
+    cols INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    screen BLOB NOT NULL,
+    PRIMARY KEY (recording_id, cast_offset)
+);
+CREATE VIRTUAL TABLE recording_text USING fts5(line, recording_id UNINDEXED, t UNINDEXED);
+"#,
 ];
 
 /// Brings the schema up to date.

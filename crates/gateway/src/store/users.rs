@@ -42,7 +42,8 @@ pub struct KeyRow {
     pub comment: String,
 }
 
-const USER_COLUMNS: &str = "u.name, u.roles, u.expires_at, u.locked, u.password_hash IS NOT NULL AS enrolled, \
+const USER_COLUMNS: &str = "u.name, u.roles, u.expires_at, u.locked, \
+     (u.password_hash IS NOT NULL AND u.totp_secret IS NOT NULL) AS enrolled, \
      (SELECT COUNT(*) FROM user_keys k WHERE k.user_name = u.name) AS keys";
 
 fn user_row(row: &SqliteRow) -> anyhow::Result<UserRow> {
@@ -112,6 +113,26 @@ impl Store {
     pub async fn set_locked(&self, name: &str, locked: bool) -> anyhow::Result<bool> {
         let done = sqlx::query("UPDATE users SET locked = $1 WHERE name = $2")
             .bind(i64::from(locked))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets (or clears) when a user's account ends; false if there was no such user.
+    pub async fn set_expiry(&self, name: &str, expires_at: Option<i64>) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE users SET expires_at = $1 WHERE name = $2")
+            .bind(expires_at)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets a user's TOTP secret (and the step last used with it): they cannot sign in on
+    /// the web until they enroll again through an invite. False if there was no such user.
+    pub async fn reset_totp(&self, name: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE users SET totp_secret = NULL, totp_last_step = NULL WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;

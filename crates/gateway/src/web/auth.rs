@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::session;
 use crate::gateway::Gateway;
 use crate::listen::Peer;
-use crate::policy::Identity;
+use crate::policy::{self, Identity, Permission};
 use crate::secret;
 use crate::store::{UserRow, WebSessionRow, now};
 
@@ -72,6 +72,16 @@ impl Caller {
 /// The caller if signed in (and, for state changes, carrying the CSRF token); never rejects,
 /// for paths that answer 404 to anyone who may not know of them.
 pub struct MaybeCaller(pub Option<Caller>);
+
+impl MaybeCaller {
+    /// The caller, if they hold `permission` from where they are; else the 404 of an unknown path.
+    pub fn holding(self, permission: Permission) -> Result<Caller, ApiError> {
+        match self.0 {
+            Some(caller) if policy::permitted(&caller.identity, caller.client, permission) => Ok(caller),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
 
 impl FromRequestParts<Arc<Gateway>> for MaybeCaller {
     type Rejection = std::convert::Infallible;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::gateway::Gateway;
-use crate::policy::{self, Action, NodeInfo};
+use crate::policy::{self, Action, NodeInfo, Permission};
 
 /// One node as the UI lists it.
 #[derive(Serialize)]
@@ -25,6 +25,22 @@ pub struct Node {
     pub online: Option<bool>,
     /// Whether the caller may upload and download files there (`file_transfer`).
     pub file_transfer: bool,
+    /// For callers holding `nodes.manage`: how the node is reached and pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manage: Option<Manage>,
+}
+
+/// What a node manager sees of a node besides what a vendor sees.
+#[derive(Serialize)]
+pub struct Manage {
+    /// `agent`, `admin` (added by `ctl nodes add` or the console) or `config`.
+    pub source: String,
+    /// The sshd's `host:port`, for agentless nodes.
+    pub addr: Option<String>,
+    /// SHA-256 fingerprint of the pinned host key, if one is pinned.
+    pub host_key: Option<String>,
+    /// The labels an operator set (an agent's inventory labels left out).
+    pub labels_static: BTreeMap<String, String>,
 }
 
 /// `GET /api/nodes`.
@@ -34,28 +50,48 @@ pub struct Nodes {
     pub nodes: Vec<Node>,
 }
 
-/// Lists the caller's nodes.
+/// Lists the caller's nodes; a caller holding `nodes.manage` gets every node, with [`Manage`].
 pub async fn list(State(gateway): State<Arc<Gateway>>, caller: Caller) -> Result<Json<Nodes>, ApiError> {
     let rows = gateway.store.list_nodes().await?;
     let infos: Vec<NodeInfo> =
         rows.iter().map(|n| NodeInfo { name: n.name.clone(), labels: n.labels.clone() }).collect();
-    let mut nodes: Vec<Node> = policy::visible_nodes(&caller.identity, caller.client, &infos)
+    let manager = policy::permitted(&caller.identity, caller.client, Permission::NodesManage);
+    let mut usable: BTreeMap<&str, Vec<String>> = policy::visible_nodes(&caller.identity, caller.client, &infos)
         .into_iter()
-        .map(|(info, logins)| {
-            let agent = rows.iter().any(|r| r.name == info.name && r.source == "agent");
+        .map(|(info, logins)| (info.name.as_str(), logins))
+        .collect();
+    let nodes = rows
+        .iter()
+        .filter_map(|row| {
+            let logins = usable.remove(row.name.as_str());
+            (manager || logins.is_some()).then(|| (row, logins.unwrap_or_default()))
+        })
+        .map(|(row, logins)| {
+            let info = NodeInfo { name: row.name.clone(), labels: row.labels.clone() };
             let file_transfer = logins.iter().any(|login| {
-                policy::authorize(&caller.identity, Some(info), Some(login), caller.client, Action::FileTransfer)
+                policy::authorize(&caller.identity, Some(&info), Some(login), caller.client, Action::FileTransfer)
                     .is_ok()
             });
+            let agent = row.source == "agent";
             Node {
-                name: info.name.clone(),
-                labels: info.labels.clone(),
+                name: row.name.clone(),
+                labels: row.labels.clone(),
                 logins,
-                online: agent.then(|| gateway.tunnels.online(&info.name)),
+                online: agent.then(|| gateway.tunnels.online(&row.name)),
                 file_transfer,
+                manage: manager.then(|| Manage {
+                    source: row.source.clone(),
+                    addr: row.addr.clone(),
+                    host_key: row.host_key.as_deref().and_then(crate::node::fingerprint_of),
+                    labels_static: row
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| !agent || !crate::admin::is_inventory_label(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                }),
             }
         })
         .collect();
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(Nodes { nodes }))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::handler::Handler;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 
 use crate::gateway::Gateway;
 use crate::policy::Permission;
@@ -53,6 +53,36 @@ impl Api {
         handler: H,
     ) -> Api {
         self.add("get", path, Some(permission), get(handler))
+    }
+
+    /// A `POST` route that answers 404 to callers without `permission` (the handler checks it).
+    pub fn restricted_post<H: Handler<T, Arc<Gateway>>, T: 'static>(
+        self,
+        path: &'static str,
+        permission: Permission,
+        handler: H,
+    ) -> Api {
+        self.add("post", path, Some(permission), post(handler))
+    }
+
+    /// A `PUT` route that answers 404 to callers without `permission` (the handler checks it).
+    pub fn restricted_put<H: Handler<T, Arc<Gateway>>, T: 'static>(
+        self,
+        path: &'static str,
+        permission: Permission,
+        handler: H,
+    ) -> Api {
+        self.add("put", path, Some(permission), put(handler))
+    }
+
+    /// A WebSocket route that answers 404 to callers without `permission` (the handler checks it).
+    pub fn restricted_websocket<H: Handler<T, Arc<Gateway>>, T: 'static>(
+        self,
+        path: &'static str,
+        permission: Permission,
+        handler: H,
+    ) -> Api {
+        self.add("get", path, Some(permission), any(handler))
     }
 
     /// A WebSocket route: `GET` upgrades over HTTP/1.1, extended `CONNECT` over HTTP/2;

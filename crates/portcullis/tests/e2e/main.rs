@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod admin_web;
 mod agent;
 mod agent_fleet;
 mod agent_inventory;
@@ -12,6 +13,7 @@ mod agent_refusals;
 mod browser;
 mod harness;
 mod recording;
+mod recordings_web;
 mod relay;
 mod shared_port;
 mod web;

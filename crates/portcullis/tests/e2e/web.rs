@@ -2,7 +2,7 @@
 //! vendor's view of nodes and of the paths it may not know of, and the terminal
 //! WebSocket into the real relay and a real sshd node.
 
-mod client;
+pub mod client;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,23 +14,25 @@ use self::client::{Answer, Browser};
 use crate::support::gateway::TestGateway;
 use crate::support::lab::Lab;
 
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const WAIT: Duration = Duration::from_secs(20);
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// An account made by `ctl users add` and redeemed through the invite API.
-struct Account {
-    browser: Browser,
-    secret: Vec<u8>,
+pub struct Account {
+    /// Signed in as the account.
+    pub browser: Browser,
+    /// Its TOTP secret.
+    pub secret: Vec<u8>,
     /// The TOTP step the redeeming code used.
-    step: u64,
+    pub step: u64,
 }
 
 /// Redeems an invite or setup URL: show, enroll, redeem with a computed code.
-fn redeem(gw: &TestGateway, url: &str) -> Account {
+pub fn redeem(gw: &TestGateway, url: &str) -> Account {
     let token = url.trim().rsplit('/').next().unwrap().to_owned();
     let mut browser = Browser::new(gw);
     let shown = browser.get(&format!("/api/invite/{token}"));
@@ -68,7 +70,7 @@ fn redeem(gw: &TestGateway, url: &str) -> Account {
     Account { browser, secret, step }
 }
 
-fn add_user(gw: &TestGateway, name: &str, roles: &str, ttl: Option<&str>) -> Account {
+pub fn add_user(gw: &TestGateway, name: &str, roles: &str, ttl: Option<&str>) -> Account {
     let mut args = vec!["users", "add", name, "--roles", roles];
     if let Some(ttl) = ttl {
         args.extend(["--ttl", ttl]);

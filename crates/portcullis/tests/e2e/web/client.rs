@@ -148,6 +148,11 @@ impl Browser {
 
     /// Opens a terminal WebSocket with this browser's cookie and `origin`.
     pub async fn terminal(&self, query: &str, origin: Option<&str>) -> Result<Term, tungstenite::Error> {
+        self.websocket(&format!("/api/terminal?{query}"), origin).await
+    }
+
+    /// Opens any WebSocket path with this browser's cookie and `origin`.
+    pub async fn websocket(&self, path: &str, origin: Option<&str>) -> Result<Term, tungstenite::Error> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let pem = std::fs::read(&self.cacert).unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -160,7 +165,7 @@ impl Browser {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-        let mut request = format!("wss://127.0.0.1:{}/api/terminal?{query}", self.port).into_client_request()?;
+        let mut request = format!("wss://127.0.0.1:{}{path}", self.port).into_client_request()?;
         if let Some(cookie) = &self.cookie {
             request.headers_mut().insert("cookie", cookie.parse().unwrap());
         }
@@ -217,6 +222,17 @@ impl Term {
     pub async fn until(&mut self, text: &str, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while !self.output.contains(text) {
+            if self.ended || !self.read_one(deadline).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reads until a JSON text message equal to `message` came; false if not within `limit`.
+    pub async fn until_message(&mut self, message: &Value, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.messages.contains(message) {
             if self.ended || !self.read_one(deadline).await {
                 return false;
             }
