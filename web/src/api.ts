@@ -66,7 +66,8 @@ export function errorText(error: unknown): string {
   return String(error);
 }
 
-async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+/** Sends one API request; JSON answers are parsed, refusals thrown as ApiError. */
+export async function request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   let payload: BodyInit | undefined;
   if (body instanceof Blob) {
@@ -76,7 +77,7 @@ async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown):
     headers['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
-  if (method === 'POST' && csrf) headers['X-CSRF-Token'] = csrf;
+  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   let response: Response;
   try {
     response = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' });

@@ -7,81 +7,27 @@
 // Progress goes to stderr; one JSON line of results to stdout. Exits 1 on the first
 // failed step, saying which.
 
-import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  WAIT_MS,
+  byTestId,
+  launchBrowser,
+  log,
+  main,
+  newPage,
+  openTerminal,
+  pageText,
+  redeemInvite as redeem,
+  screenshot,
+  setLogName,
+  signIn as signInWith,
+  step,
+  terminalText,
+} from './lib.mjs';
 
-const WAIT_MS = 20_000;
+setLogName('vendor_flow');
+
 const STTY_SIZE = /^(\d+) (\d+)\s*$/;
-
-function log(message) {
-  process.stderr.write(`vendor_flow: ${message}\n`);
-}
-
-class StepFailed extends Error {}
-
-async function step(name, action) {
-  log(name);
-  try {
-    return await action();
-  } catch (error) {
-    throw new StepFailed(`${name}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-}
-
-// --- TOTP (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits) ---
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const bytes = [];
-  for (const char of text.replace(/[\s=]/g, '').toUpperCase()) {
-    const index = alphabet.indexOf(char);
-    if (index < 0) throw new Error(`not base32: ${char}`);
-    value = (value << 5) | index;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push((value >>> bits) & 0xff);
-    }
-  }
-  return Buffer.from(bytes);
-}
-
-function totp(secret, counter) {
-  const message = Buffer.alloc(8);
-  message.writeBigUInt64BE(BigInt(counter));
-  const digest = createHmac('sha1', base32Decode(secret)).update(message).digest();
-  const offset = digest[digest.length - 1] & 0x0f;
-  const code = (digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return String(code).padStart(6, '0');
-}
-
-// The gateway takes a code once per step and never an earlier step: each code comes
-// from a step later than the last one used, waiting for the boundary when needed.
-let lastStep = -1;
-
-async function freshCode(secret) {
-  let now = Math.floor(Date.now() / 30_000);
-  if (now <= lastStep) {
-    const wait = (lastStep + 1) * 30_000 - Date.now() + 300;
-    log(`waiting ${Math.ceil(wait / 1000)} s for the next TOTP step`);
-    await new Promise((resolve) => setTimeout(resolve, wait));
-    now = Math.floor(Date.now() / 30_000);
-  }
-  lastStep = now;
-  return totp(secret, now);
-}
-
-// --- page helpers ---
-
-const byTestId = (id) => `[data-testid="${id}"]`;
-
-async function terminalText(page) {
-  return page.evaluate(() => window.portcullisTerminalText());
-}
 
 // The command's tail: a long command wraps, and its last part is on the last line.
 const tailOf = (command) => command.slice(-12);
@@ -134,76 +80,15 @@ async function renderedRows(page) {
   });
 }
 
-// Visible text of the page outside the terminal's own screen (whose content is the
-// node's, not the UI's), lowercased.
-async function pageText(page) {
-  return page.evaluate(() => {
-    const parts = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      const parent = node.parentElement;
-      if (!parent || parent.closest('.xterm') || !parent.checkVisibility()) continue;
-      const text = node.textContent.trim();
-      if (text) parts.push(text);
-    }
-    return parts.join(' ').replace(/\s+/g, ' ').toLowerCase();
-  });
-}
-
-async function screenshot(page, dir, name) {
-  if (!dir) return;
-  await page.screenshot({ path: join(dir, name) });
-  log(`saved ${join(dir, name)}`);
-}
-
 // --- the flow ---
 
 async function signIn(page, flow, results) {
-  await step('open the sign-in page', async () => {
-    await page.goto(new URL('/', flow.base_url).href);
-    await page.waitForSelector(byTestId('login-user'));
-  });
-  await screenshot(page, flow.screenshots, 'login.png');
-  await step(`sign in as ${flow.user}`, async () => {
-    await page.fill(byTestId('login-user'), flow.user);
-    await page.fill(byTestId('login-password'), flow.password);
-    await page.fill(byTestId('login-code'), await freshCode(flow.totp_secret));
-    await page.click(byTestId('login-submit'));
-    await waitForRowsOrError(page, 'login-error');
-  });
+  await signInWith(page, flow, flow.screenshots);
   results.totp_secret = flow.totp_secret;
 }
 
 async function redeemInvite(page, flow, results) {
-  const secret = await step(`open the invite ${flow.invite_path}`, async () => {
-    await page.goto(new URL(flow.invite_path, flow.base_url).href);
-    await page.waitForSelector(`${byTestId('invite-user')}, ${byTestId('invite-error')}`);
-    const refused = await page.$(byTestId('invite-error'));
-    if (refused) throw new Error(`the page says: ${await refused.textContent()}`);
-    const welcome = await page.textContent(byTestId('invite-user'));
-    if (!welcome.includes(flow.user)) throw new Error(`welcome text "${welcome}" does not name ${flow.user}`);
-    await page.waitForFunction(() => document.querySelector('[data-testid="invite-secret"]')?.textContent?.trim());
-    const qr = await page.$eval(byTestId('invite-qr'), (canvas) => canvas.width > 0 && canvas.height > 0);
-    if (!qr) throw new Error('the QR canvas is empty');
-    return (await page.textContent(byTestId('invite-secret'))).trim();
-  });
-  results.totp_secret = secret;
-  await step('redeem the invite with password and code', async () => {
-    await page.fill(byTestId('invite-password'), flow.password);
-    await page.fill(byTestId('invite-password2'), flow.password);
-    await page.fill(byTestId('invite-code'), await freshCode(secret));
-    await page.click(byTestId('invite-submit'));
-    await waitForRowsOrError(page, 'invite-error');
-    if (new URL(page.url()).pathname !== '/') throw new Error(`still at ${page.url()}`);
-  });
-}
-
-// After signing in: the node list, or the refusal shown instead.
-async function waitForRowsOrError(page, errorId) {
-  const shown = await page.waitForSelector(`${byTestId('node-row')}, ${byTestId(errorId)}, ${byTestId('user-name')}`);
-  if ((await shown.getAttribute('data-testid')) === errorId) {
-    throw new Error(`the page says: ${await shown.textContent()}`);
-  }
+  results.totp_secret = await redeem(page, flow);
 }
 
 async function listNodes(page, flow, results) {
@@ -225,24 +110,6 @@ async function listNodes(page, flow, results) {
     log(`nodes: ${results.nodes_seen.join(', ')}`);
   });
   await screenshot(page, flow.screenshots, 'nodes.png');
-}
-
-async function openTerminal(page, flow) {
-  return step(`open a terminal on ${flow.node}`, async () => {
-    const row = `${byTestId('node-row')}[data-node="${flow.node}"]`;
-    await page.waitForSelector(row);
-    if (flow.login) await page.selectOption(`${row} ${byTestId('node-login')}`, flow.login);
-    const login = await page.$eval(`${row} ${byTestId('node-login')}`, (select) => select.value);
-    await page.click(`${row} ${byTestId('node-open')}`);
-    const title = `${login}@${flow.node}`;
-    await page.waitForSelector(`${byTestId('tab')}[data-title="${title}"]`);
-    await page.waitForSelector(`${byTestId('terminal')}[data-state="open"], ${byTestId('terminal')}[data-state="closed"]`);
-    if ((await page.getAttribute(byTestId('terminal'), 'data-state')) === 'closed') {
-      const message = await page.textContent(byTestId('terminal-message')).catch(() => '');
-      throw new Error(`the terminal closed at once: ${message}`);
-    }
-    return title;
-  });
 }
 
 async function runCommands(page, flow) {
@@ -389,37 +256,9 @@ async function run(flow) {
     totp_secret: null,
     page_errors: [],
   };
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchBrowser();
   try {
-    const context = await browser.newContext({
-      ignoreHTTPSErrors: true,
-      acceptDownloads: true,
-      viewport: { width: 1200, height: 800 },
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    page.on('pageerror', (error) => {
-      results.page_errors.push(error.message);
-      log(`page error: ${error.message}`);
-    });
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      log(`console error: ${message.text()}`);
-      // Refused API calls (401 before sign-in, the forbidden probes) are expected.
-      if (!message.text().startsWith('Failed to load resource')) results.page_errors.push(message.text());
-    });
+    const page = await newPage(browser, results.page_errors);
 
     if (flow.invite_path) await redeemInvite(page, flow, results);
     else await signIn(page, flow, results);
@@ -447,18 +286,4 @@ async function run(flow) {
   return results;
 }
 
-let flow;
-try {
-  flow = JSON.parse(process.env.FLOW ?? '');
-} catch {
-  log('FLOW must hold the flow as a JSON object');
-  process.exit(2);
-}
-
-try {
-  const results = await run(flow);
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-} catch (error) {
-  log(`FAILED ${error instanceof StepFailed ? error.message : error.stack ?? error}`);
-  process.exit(1);
-}
+await main(run);

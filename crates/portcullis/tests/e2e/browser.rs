@@ -27,13 +27,18 @@ fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
 }
 
-/// Runs the Playwright flow and returns its report; panics with its log on failure.
+/// Runs the vendor's Playwright flow and returns its report; panics with its log on failure.
 pub fn run_flow(flow: &Value) -> Value {
+    run_flow_script("vendor_flow.mjs", flow)
+}
+
+/// Runs `web/tests/SCRIPT` with `flow` and returns its report; panics with its log on failure.
+fn run_flow_script(script: &str, flow: &Value) -> Value {
     assert!(Path::new("/usr/bin/chromium").exists(), "no /usr/bin/chromium: run scripts/install-deps.sh");
     assert!(web_dir().join("node_modules/playwright-core").exists(), "no playwright-core: run `make ui`");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new("node")
-        .arg(web_dir().join("tests/vendor_flow.mjs"))
+        .arg(web_dir().join("tests").join(script))
         .env("FLOW", flow.to_string())
         .stdout(Stdio::piped())
         .stderr(log.reopen().unwrap())
@@ -213,4 +218,54 @@ fn the_browser_terminal_works_behind_real_nginx_with_the_generated_config() {
         assert!(access.contains(request), "no {request} through nginx:\n{access}");
     }
     assert!(gw.audit("session.start").iter().any(|e| e["user"] == "bob" && e["kind"] == "shell"));
+}
+
+#[test]
+fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
+    let lab = Lab::start("", "");
+    let gw = &lab.gw;
+    let printed = gw.stdout.lock().unwrap().clone();
+    let setup = printed.iter().find_map(|l| l.split_once(" at ").map(|(_, u)| u.to_owned()));
+    let setup = setup.expect("the setup URL is printed");
+    let setup_path = format!("/setup/{}", setup.trim().rsplit('/').next().unwrap());
+    let invite_path = invite(gw, "carol", "vendor-test");
+    let base = format!("https://127.0.0.1:{}", gw.addr.port());
+    let flow = json!({
+        "base_url": base,
+        "admin": { "setup_path": setup_path, "user": "admin", "password": PASSWORD },
+        "vendor": { "invite_path": invite_path, "user": "carol", "password": PASSWORD },
+        "node": "gpu-01",
+        "marker": "zebra-quartz",
+        "screenshots": std::env::var("PORTCULLIS_SCREENSHOTS").ok(),
+    });
+    let report = run_flow_script("admin_flow.mjs", &flow);
+
+    // Watching: the vendor's output reached the admin at once, and the vendor saw nothing of it.
+    let latency = report["watch_latency_ms"].as_f64().unwrap_or_else(|| panic!("no latency: {report}"));
+    eprintln!("watch latency (vendor Enter → admin's screen): {latency:.0} ms");
+    assert!(latency < 2000.0, "the watcher saw the output after {latency} ms");
+    assert_eq!(report["vendor_text_before"], report["vendor_text_after"], "the vendor's page changed: {report}");
+    let closed = report["vendor_closed_message"].as_str().unwrap_or_default();
+    assert!(closed.contains("session closed by gateway"), "the vendor's close is generic: {closed:?}");
+
+    // Search and replay: the hit opens the player where the word is on screen; the end plays.
+    let at_hit = report["player_text_at_hit"].as_str().unwrap_or_default();
+    assert!(at_hit.contains("zebra-quartz-42"), "the player at the hit:\n{at_hit}");
+    let at_end = report["player_text_at_end"].as_str().unwrap_or_default();
+    assert!(at_end.contains("zebra-quartz-42"), "the player at the end:\n{at_end}");
+    let recording = gw.ctl_json(&["recordings", "ls", "--user", "carol"]);
+    assert!(recording.iter().any(|r| r["complete"] == true), "{recording:?}");
+
+    // The audit page shows an intact chain and what the admin did.
+    assert_eq!(report["audit_chain_ok"], true, "{report}");
+    let types = report["audit_types"].to_string();
+    assert!(types.contains("session.kill") && types.contains("session.observe"), "{types}");
+
+    // Every admin path answers the vendor like an unknown one.
+    let statuses = report["vendor_admin_status"].as_object().expect("statuses");
+    assert!(statuses.len() >= 10, "{report}");
+    for (path, status) in statuses {
+        assert_eq!(status, 404, "{path}: {report}");
+        assert_eq!(report["vendor_admin_same_as_unknown"][path], true, "{path}: {report}");
+    }
 }

@@ -1,0 +1,204 @@
+import type { Terminal } from '@xterm/xterm';
+import { errorText, frames, type CastEvent, type RecordingDetail } from './admin_api';
+import {
+  WINDOW,
+  clampTime,
+  clockTime,
+  continueFrom,
+  dueCount,
+  heldAt,
+  needsMore,
+  reanchor,
+  splitAt,
+  wakeIn,
+  type Clock,
+} from './player';
+import { parseSize } from './xterm_view';
+
+/** Where the player is: the `player` element's data-state. */
+export type PlayerState = 'loading' | 'playing' | 'paused' | 'ended';
+
+/**
+ * Plays one recording into a terminal a window at a time: a seek fetches the screen at
+ * the keyframe before the target plus the events after it, and playing fetches the next
+ * window's events before the known ones run out. The whole recording is never fetched.
+ */
+export class Playback {
+  state = $state<PlayerState>('loading');
+  /** Recording time shown (s). */
+  time = $state(0);
+  speed = $state(1);
+  error = $state('');
+
+  private clock: Clock = { media: 0, wall: 0, speed: 1, running: false };
+  /** Fetched events not yet written, in time order. */
+  private queue: CastEvent[] = [];
+  /** Events up to here have been received; the next request starts here. */
+  private known = 0;
+  /** Whether the recording's end has been received. */
+  private end = false;
+  private fetching = false;
+  /** Bumped by every seek, so answers to older requests are dropped. */
+  private generation = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    readonly detail: RecordingDetail,
+    private readonly term: Terminal,
+  ) {}
+
+  get duration(): number {
+    // A recording still being written may not say yet.
+    return Number(this.detail.duration) || 0;
+  }
+
+  /** Shows the screen at `t` (the server picks the keyframe), then plays on if `play`. */
+  async seek(target: number, play = this.state === 'playing'): Promise<void> {
+    const t = clampTime(target, this.duration);
+    const generation = ++this.generation;
+    this.stopTimer();
+    this.state = 'loading';
+    this.time = t;
+    this.error = '';
+    this.fetching = false;
+    let answer;
+    try {
+      answer = await frames(this.detail.id, t, t + WINDOW);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.error = errorText(error);
+      this.state = 'paused';
+      return;
+    }
+    if (generation !== this.generation) return;
+    const { now, later } = splitAt(answer.events, t);
+    this.term.reset();
+    // The size when the keyframe was taken: the session may have been resized before it.
+    this.term.resize(Math.max(2, answer.cols || this.detail.width), Math.max(1, answer.rows || this.detail.height));
+    this.term.write(answer.screen);
+    for (const event of now) this.apply(event);
+    this.queue = later;
+    this.end = answer.end;
+    this.known = continueFrom(answer.events, t + WINDOW);
+    await new Promise<void>((done) => this.term.write('', done));
+    if (generation !== this.generation) return;
+    this.clock = { media: t, wall: performance.now(), speed: this.speed, running: play };
+    if (this.finished(t)) {
+      this.finish();
+    } else {
+      this.state = play ? 'playing' : 'paused';
+      if (play) this.tick();
+    }
+  }
+
+  /** Plays from the shown time (from the start once ended). */
+  play(): void {
+    if (this.state === 'ended') {
+      void this.seek(0, true);
+    } else if (this.state === 'paused') {
+      this.clock = { media: this.time, wall: performance.now(), speed: this.speed, running: true };
+      this.state = 'playing';
+      this.tick();
+    } else if (this.state === 'loading') {
+      // Let the seek under way play on when it lands.
+      this.clock = { ...this.clock, running: true };
+      void this.seek(this.time, true);
+    }
+  }
+
+  /** Stops at the shown time. */
+  pause(): void {
+    if (this.state === 'loading') {
+      void this.seek(this.time, false);
+      return;
+    }
+    if (this.state !== 'playing') return;
+    this.stopTimer();
+    this.clock = reanchor(this.clock, performance.now(), { running: false });
+    this.time = clampTime(this.clock.media, this.duration);
+    this.state = 'paused';
+  }
+
+  /** Plays at `speed` × real time from now on. */
+  setSpeed(speed: number): void {
+    this.speed = speed;
+    this.clock = reanchor(this.clock, performance.now(), { speed });
+    if (this.state === 'playing') {
+      this.stopTimer();
+      this.tick();
+    }
+  }
+
+  /** Stops for good (the player is gone). */
+  dispose(): void {
+    this.generation++;
+    this.stopTimer();
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (this.state !== 'playing') return;
+    const wall = performance.now();
+    let t = clockTime(this.clock, wall);
+    if (!this.end && t > this.known) {
+      // Past what has arrived: hold the clock until the next window does.
+      t = this.known;
+      this.clock = heldAt(this.clock, t, wall);
+    }
+    const due = dueCount(this.queue, t);
+    for (const event of this.queue.splice(0, due)) this.apply(event);
+    this.time = clampTime(t, this.duration);
+    if (this.finished(t)) {
+      this.finish();
+      return;
+    }
+    if (!this.end && !this.fetching && needsMore(this.known, t, this.speed)) void this.fetchMore();
+    const next = this.queue.length > 0 ? this.queue[0][0] : this.end ? this.duration : null;
+    this.timer = setTimeout(() => this.tick(), wakeIn(next, t, this.speed));
+  }
+
+  private async fetchMore(): Promise<void> {
+    const generation = this.generation;
+    const from = this.known;
+    this.fetching = true;
+    try {
+      const answer = await frames(this.detail.id, from, from + WINDOW, true);
+      if (generation !== this.generation) return;
+      const fresh = answer.events.filter((event) => event[0] > from).sort((a, b) => a[0] - b[0]);
+      this.queue.push(...fresh);
+      this.end = answer.end;
+      this.known = continueFrom(fresh, from + WINDOW);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.error = errorText(error);
+      this.pause();
+    } finally {
+      if (generation === this.generation) this.fetching = false;
+    }
+  }
+
+  private finished(t: number): boolean {
+    return this.end && this.queue.length === 0 && t >= this.duration - 1e-6;
+  }
+
+  private finish(): void {
+    this.stopTimer();
+    this.clock = { ...this.clock, media: this.duration, running: false };
+    this.time = this.duration;
+    this.state = 'ended';
+  }
+
+  private apply([, code, data]: CastEvent): void {
+    if (code === 'o') {
+      this.term.write(data);
+    } else if (code === 'r') {
+      const size = parseSize(data);
+      if (size) this.term.resize(size.cols, size.rows);
+    }
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
