@@ -201,6 +201,43 @@ async function readAudit(admin, flow, results) {
   await screenshot(admin, flow.screenshots, 'audit.png');
 }
 
+// The management pages, each used once the way an operator would.
+async function manage(admin, flow, results) {
+  await step('invite a user from the users page', async () => {
+    await admin.click(byTestId('nav-users'));
+    await admin.fill(byTestId('invite-name'), 'dave');
+    await admin.fill(byTestId('invite-roles'), 'vendor-test');
+    await admin.fill(byTestId('invite-ttl'), '24h');
+    await admin.click(byTestId('invite-create'));
+    const url = await admin.waitForSelector(byTestId('invite-url'));
+    results.invite_url_shown = (await url.textContent()).trim();
+    await admin.waitForSelector(`${byTestId('user-row')}[data-user="dave"]`);
+    await admin.click(`${byTestId('user-row')}[data-user="dave"] ${byTestId('user-lock')}`);
+    await admin.waitForSelector(`${byTestId('user-row')}[data-user="dave"][data-locked="true"]`);
+    results.users_listed = await admin.$$eval(byTestId('user-row'), (rows) => rows.map((r) => r.dataset.user));
+  });
+  await step('read the nodes page and make a join token', async () => {
+    await admin.click(byTestId('nav-nodes-admin'));
+    await admin.waitForSelector(byTestId('admin-node-row'));
+    results.admin_nodes = await admin.$$eval(byTestId('admin-node-row'), (rows) =>
+      Object.fromEntries(
+        rows.map((r) => [r.dataset.node, r.querySelector('[data-testid="node-host-key"]')?.textContent?.trim()]),
+      ),
+    );
+    await admin.fill(byTestId('token-ttl'), '10m');
+    await admin.fill(byTestId('token-labels'), 'site=lab');
+    await admin.click(byTestId('token-create'));
+    const token = await admin.waitForSelector(byTestId('token-value'));
+    results.token_shown = (await token.textContent()).trim();
+    await admin.waitForSelector(byTestId('token-row'));
+  });
+  await step('read the roles page', async () => {
+    await admin.click(byTestId('nav-roles'));
+    await admin.waitForSelector(byTestId('role-row'));
+    results.roles_listed = await admin.$$eval(byTestId('role-row'), (rows) => rows.map((r) => r.dataset.role));
+  });
+}
+
 // Every admin path, with the vendor's session (and its CSRF token on changes).
 function adminProbes(node) {
   const n = encodeURIComponent(node);
@@ -268,6 +305,7 @@ async function run(flow) {
     await killSession(admin, vendor, sessionRow, results);
     await searchAndPlay(admin, flow, results);
     await readAudit(admin, flow, results);
+    await manage(admin, flow, results);
     await probeAdminPaths(vendor, flow, results);
   } finally {
     await browser.close();

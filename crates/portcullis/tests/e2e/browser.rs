@@ -261,6 +261,17 @@ fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
     let types = report["audit_types"].to_string();
     assert!(types.contains("session.kill") && types.contains("session.observe"), "{types}");
 
+    // The management pages did what they show: an invite, a lock, pinned keys, a token, roles.
+    let shown = report["invite_url_shown"].as_str().unwrap_or_default();
+    assert!(shown.contains("/invite/"), "{report}");
+    let users = gw.ctl_json(&["users", "ls"]);
+    assert!(users.iter().any(|u| u["name"] == "dave" && u["locked"] == true), "{users:?}");
+    assert!(report["admin_nodes"]["gpu-01"].as_str().is_some_and(|k| k.starts_with("SHA256:")), "{report}");
+    assert!(report["admin_nodes"].get("gpu-02").is_some(), "a manager sees every node: {report}");
+    assert!(report["token_shown"].as_str().is_some_and(|t| t.starts_with("pcj1.")), "{report}");
+    assert_eq!(gw.ctl_json(&["tokens", "ls"]).len(), 1);
+    assert!(report["roles_listed"].to_string().contains("vendor-test"), "{report}");
+
     // Every admin path answers the vendor like an unknown one.
     let statuses = report["vendor_admin_status"].as_object().expect("statuses");
     assert!(statuses.len() >= 10, "{report}");
