@@ -117,11 +117,21 @@ pub async fn handle(gateway: &Gateway, request: Request, actor: &str) -> anyhow:
                 "url": gateway.base_url(),
                 "accepted": m.accepted,
                 "denied_by_allowlist": m.denied_by_allowlist,
+                "denied_by_source_limit": m.denied_by_source_limit,
                 "proxy_refused": m.proxy_refused,
                 "agents": gateway.tunnels.count(),
                 "sessions": gateway.sessions.list().len(),
             });
-            let columns = ["listen", "url", "accepted", "denied_by_allowlist", "proxy_refused", "agents", "sessions"];
+            let columns = [
+                "listen",
+                "url",
+                "accepted",
+                "denied_by_allowlist",
+                "denied_by_source_limit",
+                "proxy_refused",
+                "agents",
+                "sessions",
+            ];
             Response::table(&columns, &[row])
         }
         Request::UsersAdd { name, roles, ttl } => {

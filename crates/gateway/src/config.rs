@@ -45,7 +45,17 @@ pub struct Listen {
     pub public_addr: Vec<String>,
     /// How long a connection may take from accept to an authenticated SSH session or a TLS handshake.
     pub handshake_timeout: std::time::Duration,
+    /// Most connections handled at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Most connections one source address may hold at once (trusted proxies are exempt);
+    /// further ones are closed at once.
+    pub max_connections_per_source: usize,
 }
+
+/// `listen.max_connections` unless set.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+/// `listen.max_connections_per_source` unless set.
+pub const DEFAULT_MAX_PER_SOURCE: usize = 256;
 
 /// PROXY protocol mode of the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +125,8 @@ struct RawListen {
     trusted_proxies: Option<Vec<String>>,
     public_addr: Option<Vec<String>>,
     handshake_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,7 +262,24 @@ impl RawListen {
                 )?
             }
         };
-        Ok(Listen { addr, allow, proxy_protocol, trusted_proxies, public_addr, handshake_timeout })
+        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=1_000_000).contains(&max_connections) {
+            bail!("listen.max_connections: {max_connections} is not from 1 to 1000000");
+        }
+        let max_connections_per_source = self.max_connections_per_source.unwrap_or(DEFAULT_MAX_PER_SOURCE);
+        if !(1..=max_connections).contains(&max_connections_per_source) {
+            bail!("listen.max_connections_per_source: {max_connections_per_source} is not from 1 to max_connections");
+        }
+        Ok(Listen {
+            addr,
+            allow,
+            proxy_protocol,
+            trusted_proxies,
+            public_addr,
+            handshake_timeout,
+            max_connections,
+            max_connections_per_source,
+        })
     }
 }
 
@@ -357,6 +386,8 @@ labels = { gpu = "h800" }
             ("[recordings]\nurl = \"ftp://x\"", "recordings.url"),
             ("listen = 3", "listen"),
             ("[listen]\nhandshake_timeout = \"forever\"", "listen.handshake_timeout"),
+            ("[listen]\nmax_connections = 0", "listen.max_connections"),
+            ("[listen]\nmax_connections = 10\nmax_connections_per_source = 11", "listen.max_connections_per_source"),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(text).unwrap_err());

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub denied_by_allowlist: AtomicU64,
     /// Connections closed for a PROXY header from an untrusted peer (or a missing required one).
     pub proxy_refused: AtomicU64,
+    /// Connections closed because their source already held `listen.max_connections_per_source`.
+    pub denied_by_source_limit: AtomicU64,
 }
 
 /// A snapshot of [`Metrics`].
@@ -78,6 +80,8 @@ pub struct MetricsSnapshot {
     pub denied_by_allowlist: u64,
     /// See [`Metrics::proxy_refused`].
     pub proxy_refused: u64,
+    /// See [`Metrics::denied_by_source_limit`].
+    pub denied_by_source_limit: u64,
 }
 
 impl Metrics {
@@ -87,6 +91,7 @@ impl Metrics {
             accepted: self.accepted.load(Ordering::Relaxed),
             denied_by_allowlist: self.denied_by_allowlist.load(Ordering::Relaxed),
             proxy_refused: self.proxy_refused.load(Ordering::Relaxed),
+            denied_by_source_limit: self.denied_by_source_limit.load(Ordering::Relaxed),
         }
     }
 }

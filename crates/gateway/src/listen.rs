@@ -28,8 +28,6 @@ use crate::gateway::Gateway;
 pub const SNIFF_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the PROXY header may take to arrive once it started.
 pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connections handled at once; further ones wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 8192;
 /// Largest PROXY v2 header accepted (addresses plus TLVs).
 const PROXY_HEADER_MAX: usize = 4096;
 
@@ -47,8 +45,11 @@ pub type Stream = Prefixed<TcpStream>;
 
 /// Accepts connections until shutdown.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let listen = &gateway.config.listen;
+    let limit = Arc::new(Semaphore::new(listen.max_connections));
+    let per_source = Arc::new(SourceCounts::new(listen.max_connections_per_source));
     let mut denied_log = RateLimitedLog::new(Duration::from_secs(10));
+    let mut limited_log = RateLimitedLog::new(Duration::from_secs(10));
     let mut backoff = Duration::from_millis(5);
     let mut shutdown = gateway.shutdown.subscribe();
     loop {
@@ -81,6 +82,20 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener) {
             }
             continue;
         }
+        let trusted = gateway.config.listen.trusted_proxies.iter().any(|net| net.contains(&tcp.ip()));
+        let held = if trusted { None } else { Some(per_source.clone()) };
+        let source = match held.map(|counts| SourceCounts::take(&counts, tcp.ip())) {
+            Some(None) => {
+                gateway.metrics.denied_by_source_limit.fetch_add(1, Ordering::Relaxed);
+                drop(socket);
+                if let Some(count) = limited_log.hit() {
+                    warn!(peer = %tcp, count, "connections over listen.max_connections_per_source closed");
+                }
+                continue;
+            }
+            Some(Some(slot)) => Some(slot),
+            None => None,
+        };
         gateway.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         let gateway = gateway.clone();
         let span = info_span!("conn", peer = %tcp, client = tracing::field::Empty);
@@ -96,9 +111,51 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener) {
                     _ = shutdown.wait() => {}
                 }
                 drop(permit);
+                drop(source);
             }
             .instrument(span),
         );
+    }
+}
+
+/// How many connections each source address holds, against a cap.
+struct SourceCounts {
+    max: usize,
+    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One held connection of a source; dropping it gives the slot back.
+struct SourceSlot {
+    counts: Arc<SourceCounts>,
+    ip: std::net::IpAddr,
+}
+
+impl SourceCounts {
+    fn new(max: usize) -> SourceCounts {
+        SourceCounts { max, held: Default::default() }
+    }
+
+    /// A slot for `ip`, or `None` when it already holds `max` connections.
+    fn take(counts: &Arc<SourceCounts>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut held = counts.held.lock().expect("source counts lock poisoned");
+        let count = held.entry(ip).or_default();
+        if *count >= counts.max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut held = self.counts.held.lock().expect("source counts lock poisoned");
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -221,6 +278,21 @@ impl RateLimitedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_hold_at_most_their_share_and_give_it_back() {
+        let counts = Arc::new(SourceCounts::new(2));
+        let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let first = SourceCounts::take(&counts, a).expect("first");
+        let second = SourceCounts::take(&counts, a).expect("second");
+        assert!(SourceCounts::take(&counts, a).is_none(), "a third from the same source");
+        let other = SourceCounts::take(&counts, b).expect("another source is not affected");
+        drop(first);
+        let again = SourceCounts::take(&counts, a).expect("a slot given back");
+        drop((second, again, other));
+        assert!(counts.held.lock().unwrap().is_empty(), "nothing left behind");
+    }
 
     #[test]
     fn rate_limited_log_reports_counts() {

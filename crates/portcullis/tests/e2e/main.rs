@@ -12,6 +12,7 @@ mod agent_netns;
 mod agent_refusals;
 mod browser;
 mod harness;
+mod hostile;
 mod recording;
 mod recordings_web;
 mod relay;
