@@ -108,7 +108,11 @@ impl Audit {
             let path = self.dir.join(format!("{}.jsonl", &sealed.time[..10]));
             let mut line = sealed.to_line();
             line.push('\n');
-            append(&path, line.as_bytes()).with_context(|| format!("cannot write audit log {}", path.display()))?;
+            if let Err(err) = append(&path, line.as_bytes()) {
+                // Whatever asked for this event is refused; the operator must hear of it.
+                tracing::error!(path = %path.display(), "cannot write the audit log, refusing what needs it: {err}");
+                return Err(anyhow::Error::new(err).context(format!("cannot write audit log {}", path.display())));
+            }
             chain.next_seq += 1;
             chain.last_hash = sealed.hash.clone();
             sealed
@@ -194,10 +198,16 @@ pub struct ChainReport {
     pub error: Option<String>,
 }
 
+/// Appends whole lines or nothing: a write cut short (a full disk) is cut back off, so the
+/// file never ends in half a line the chain check would call tampering.
 fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-    file.write_all(bytes)?;
-    file.flush()
+    let before = file.metadata()?.len();
+    let written = file.write_all(bytes).and_then(|()| file.flush());
+    if written.is_err() {
+        let _ = file.set_len(before);
+    }
+    written
 }
 
 /// Day files in chain order (their names sort by date).

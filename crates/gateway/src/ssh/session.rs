@@ -24,6 +24,9 @@ use crate::store::{NodeRow, SessionRow, now};
 /// How long the node may take to answer a shell, exec or subsystem request.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What a user is told when the audit log cannot be written (the details go to the log).
+const AUDIT_DOWN: &str = "session refused by gateway";
+
 /// What the user asked the channel to run.
 #[derive(Debug, Clone)]
 pub enum Start {
@@ -176,7 +179,18 @@ pub async fn prepare(gateway: &Arc<Gateway>, request: Request<'_>) -> anyhow::Re
         None
     };
     gateway.store.insert_session(&row).await?;
-    started(gateway, &row, &grant, &request.start).await?;
+    if let Err(err) = started(gateway, &row, &grant, &request.start).await {
+        // A session the audit log cannot show does not run.
+        tracing::error!("cannot audit the session's start, refusing it: {err:#}");
+        let _ = node_channel.close().await;
+        if let Some(recording) = recording
+            && let Err(err) = recording.finish(&gateway.store).await
+        {
+            tracing::error!("cannot finish the refused session's recording: {err:#}");
+        }
+        gateway.store.end_session(&id).await?;
+        return Ok(Err(AUDIT_DOWN.into()));
+    }
     let live = gateway.sessions.register(row);
     if let Some(pty) = &request.pty {
         live.set_size(pty.cols, pty.rows);

@@ -234,3 +234,56 @@ fn a_changed_host_key_is_refused_until_repinned() {
     let out = child.wait_with_output().unwrap();
     assert!(text(&out.stderr).contains("connection to the node was lost"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn sessions_are_refused_while_the_audit_log_cannot_be_written() {
+    let lab = Lab::start("", "");
+    let audit_dir = lab.gw.data_dir.join("audit");
+    assert!(lab.exec(&lab.vendor_key, "gpu-01", "true").status.success());
+    eventually("the first session's end audited", Duration::from_secs(10), || !lab.gw.audit("session.end").is_empty());
+    // Put the audit log on a tmpfs of its own, the day files copied across.
+    let saved = tempfile::tempdir().unwrap();
+    let files: Vec<_> = std::fs::read_dir(&audit_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty(), "the day file");
+    for file in &files {
+        std::fs::copy(file, saved.path().join(file.file_name().unwrap())).unwrap();
+    }
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"]).arg(&audit_dir).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the unwritable audit log is not exercised");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(audit_dir.clone());
+    for file in &files {
+        std::fs::copy(saved.path().join(file.file_name().unwrap()), file).unwrap();
+    }
+    // Read-only: every append fails, as on a full or failed disk (a full tmpfs still takes
+    // lines into the day file's last page, so filling it would not be enough).
+    let remount = |mode: &str| {
+        let done = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&audit_dir).status();
+        assert!(done.is_ok_and(|s| s.success()), "remount {mode}");
+    };
+    remount("ro");
+
+    // Signing in is audited too, so the refusal comes before any session: the connection ends.
+    let out = lab.exec(&lab.vendor_key, "gpu-01", "echo ran");
+    assert!(!text(&out.stdout).contains("ran"), "a session ran unaudited");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    let ops = lab.exec(&lab.ops_key, "gpu-01", "echo ran");
+    assert!(!text(&ops.stdout).contains("ran"), "an unrecorded session ran unaudited too");
+    assert!(lab.gw.ctl_json(&["sessions", "ls", "--active"]).is_empty(), "no refused session left open");
+
+    // Writable again: sessions work, and the chain has no half-written line.
+    remount("rw");
+    let out = lab.exec(&lab.vendor_key, "gpu-01", "echo ran");
+    assert_eq!(text(&out.stdout), "ran\n", "{}", text(&out.stderr));
+    let verified = lab.gw.ctl_ok(&["audit", "verify"]);
+    assert!(verified.contains("intact"), "{verified}");
+}
