@@ -59,7 +59,9 @@ fn wait_connected(gw: &TestGateway, n: u64, limit: Duration) {
 #[test]
 fn two_hundred_agents_hold_tunnels_to_one_gateway_at_once() {
     let started = Instant::now();
-    let gw = TestGateway::start("", "");
+    // Every agent connects from 127.0.0.1: lift the per-source cap (default 256) above
+    // the fleet's tunnels plus their joins.
+    let gw = TestGateway::start("max_connections_per_source = 2048", "");
     apply_roles(&gw, &[("fleet", "fleet = \"bench\"")]);
     let key = gw.user_with_key("fleetuser", "fleet");
     let pid = gateway_pid(&gw);
