@@ -5,6 +5,7 @@ mod agent;
 mod config_nginx;
 mod ctl;
 mod demo;
+mod doctor;
 mod paths;
 mod play;
 mod start;
@@ -29,6 +30,8 @@ enum Command {
     Agent(agent::Args),
     /// Print configuration for what runs around the gateway (nginx in front).
     Config(config_nginx::Args),
+    /// Check exposure and setup (listeners, admin socket, TLS, nodes, recordings, Docker); exits 1 on findings.
+    Doctor(doctor::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Ctl(args) => ctl::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Config(args) => config_nginx::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(code) => code,

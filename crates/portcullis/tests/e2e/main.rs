@@ -11,6 +11,7 @@ mod agent_inventory;
 mod agent_netns;
 mod agent_refusals;
 mod browser;
+mod doctor;
 mod harness;
 mod hostile;
 mod recording;
