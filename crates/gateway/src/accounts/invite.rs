@@ -23,6 +23,8 @@ pub enum Void {
     Used,
     /// The account is gone past its own expiry.
     AccountExpired,
+    /// The account is locked: nobody may set its password or TOTP until it is unlocked.
+    AccountLocked,
 }
 
 impl Void {
@@ -32,6 +34,7 @@ impl Void {
             Void::Expired => "invite expired",
             Void::Used => "invite already used",
             Void::AccountExpired => "account expired",
+            Void::AccountLocked => "account locked",
         }
     }
 }
@@ -58,16 +61,17 @@ pub async fn lookup(gateway: &Gateway, token: &str, client: IpAddr) -> anyhow::R
     let hash = secret::hash(token);
     // An unknown token is noise (or a typo) and is not audited; a used or expired one is a replay.
     let Some(invite) = gateway.store.invite(&hash).await? else { return Ok(Err(Void::Unknown)) };
-    let account_expired = match gateway.store.get_user(&invite.user).await? {
-        Some(user) => user.expires_at.is_some_and(|e| e <= now()),
-        None => true,
-    };
+    let account = gateway.store.get_user(&invite.user).await?;
+    let account_expired = account.as_ref().is_none_or(|user| user.expires_at.is_some_and(|e| e <= now()));
+    let account_locked = account.as_ref().is_some_and(|user| user.locked);
     let void = if invite.used_at.is_some() {
         Void::Used
     } else if invite.expires_at <= now() {
         Void::Expired
     } else if account_expired {
         Void::AccountExpired
+    } else if account_locked {
+        Void::AccountLocked
     } else {
         return Ok(Ok(invite));
     };

@@ -12,6 +12,8 @@ pub mod roles;
 pub mod sessions;
 pub mod users;
 
+use axum::extract::FromRequest;
+
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::admin::{self, Request, Response};
@@ -29,6 +31,20 @@ pub async fn run(gateway: &Gateway, caller: &Caller, request: Request) -> Result
         Ok(response) if response.ok => Ok(response),
         Ok(response) => Err(ApiError::BadRequest(response.error.unwrap_or_else(|| "refused".into()))),
         Err(err) => Err(ApiError::BadRequest(format!("{err:#}"))),
+    }
+}
+
+/// The body of a request that needs none, read (up to 16 KiB) and dropped: a refusal sent
+/// before an HTTP/2 request's body was read resets the stream, which clients report as an
+/// error rather than the 404 they must see.
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let _ = axum::body::to_bytes(request.into_body(), 16 * 1024).await;
+        Ok(NoBody)
     }
 }
 

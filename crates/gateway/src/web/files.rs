@@ -44,11 +44,15 @@ pub struct Uploaded {
 /// Writes the request body to the file (made or replaced), streaming it in SFTP-sized writes.
 pub async fn upload(
     State(gateway): State<Arc<Gateway>>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Json<Uploaded>, ApiError> {
-    let Query(query) = checked(query)?;
+    // A stranger or a bad query is refused like a refused session: after reading the body.
+    let (caller, Query(query)) = match (caller, checked(query)) {
+        (Ok(caller), Ok(query)) => (caller, query),
+        (Err(err), _) | (_, Err(err)) => return Err(drained(body, err).await),
+    };
     let mut sftp = match connect(&gateway, &caller, &query).await {
         Ok(sftp) => sftp,
         Err(err) => return Err(drained(body, err).await),

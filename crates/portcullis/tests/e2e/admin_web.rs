@@ -9,7 +9,7 @@ use crate::web::client::Browser;
 use crate::web::{Account, WAIT, add_user, redeem};
 
 /// The first-start admin, through the setup URL the gateway printed.
-fn admin(lab: &Lab) -> Account {
+pub fn admin(lab: &Lab) -> Account {
     let printed = lab.gw.stdout.lock().unwrap().clone();
     let setup = printed.iter().find_map(|l| l.split_once(" at ").map(|(_, u)| u.to_owned()));
     redeem(&lab.gw, &setup.expect("the setup URL is printed"))

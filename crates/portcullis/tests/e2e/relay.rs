@@ -334,7 +334,7 @@ fn a_session_ends_when_its_user_goes_away() {
 /// Reads the child's stdout until its command printed `started`: the login shell's start-up
 /// files have run by then (killing a shell inside them can leave their locks behind, e.g.
 /// pyenv's rehash lock, which stalls every later login on the machine).
-fn wait_started(child: &mut std::process::Child) {
+pub fn wait_started(child: &mut std::process::Child) {
     use std::io::Read;
     let stdout = child.stdout.as_mut().expect("stdout piped");
     let mut seen = Vec::new();

@@ -43,6 +43,7 @@ pub async fn repin(
     State(gateway): State<Arc<Gateway>>,
     maybe: MaybeCaller,
     Path(name): Path<String>,
+    _: super::NoBody,
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::NodesManage)?;
     if gateway.store.get_node(&name).await?.is_none() {
@@ -89,6 +90,7 @@ pub async fn revoke_token(
     State(gateway): State<Arc<Gateway>>,
     maybe: MaybeCaller,
     Path(id): Path<String>,
+    _: super::NoBody,
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::NodesManage)?;
     let message = super::text(super::run(&gateway, &caller, Request::TokensRevoke { id }).await?);

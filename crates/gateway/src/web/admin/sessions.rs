@@ -54,6 +54,7 @@ pub async fn kill(
     State(gateway): State<Arc<Gateway>>,
     maybe: MaybeCaller,
     Path(id): Path<String>,
+    _: super::NoBody,
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::SessionsKill)?;
     if gateway.sessions.get(&id).is_none() {

@@ -56,6 +56,7 @@ pub async fn act(
     State(gateway): State<Arc<Gateway>>,
     maybe: MaybeCaller,
     Path((name, action)): Path<(String, String)>,
+    _: super::NoBody,
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::UsersManage)?;
     let request = match action.as_str() {

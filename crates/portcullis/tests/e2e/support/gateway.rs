@@ -26,7 +26,15 @@ pub struct TestGateway {
     pub stdout: Arc<Mutex<Vec<String>>>,
     config: PathBuf,
     args: Vec<String>,
+    logging: Option<Logging>,
     child: Child,
+}
+
+/// A log filter for the gateway, and the file its stderr is appended to (instead of the
+/// test's own stderr), for tests that read what the gateway logged.
+struct Logging {
+    rust_log: String,
+    stderr: PathBuf,
 }
 
 impl TestGateway {
@@ -37,20 +45,37 @@ impl TestGateway {
 
     /// Like [`TestGateway::start`], with more arguments for `portcullis start` (e.g. `--demo`).
     pub fn start_with(listen: &str, extra: &str, args: &[&str]) -> TestGateway {
+        TestGateway::launch(listen, extra, args, None)
+    }
+
+    /// Like [`TestGateway::start`], logging with the filter `rust_log` (as `RUST_LOG`) to a
+    /// file in its temporary dir instead of the test's stderr; see [`TestGateway::stderr`].
+    pub fn start_logged(listen: &str, extra: &str, rust_log: &str) -> TestGateway {
+        TestGateway::launch(listen, extra, &[], Some(rust_log))
+    }
+
+    fn launch(listen: &str, extra: &str, args: &[&str], rust_log: Option<&str>) -> TestGateway {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("portcullis.toml");
         let text = format!("data_dir = {data_dir:?}\n[listen]\naddr = \"127.0.0.1:0\"\n{listen}\n{extra}\n");
         std::fs::write(&config, text).expect("write config");
-        let (child, addr, stdout) = spawn(&config, &args);
-        TestGateway { dir, data_dir, addr, stdout, config, args, child }
+        let logging =
+            rust_log.map(|filter| Logging { rust_log: filter.to_owned(), stderr: dir.path().join("gateway.stderr") });
+        let (child, addr, stdout) = spawn(&config, &args, logging.as_ref());
+        TestGateway { dir, data_dir, addr, stdout, config, args, logging, child }
+    }
+
+    /// What the gateway wrote on stderr, when started with [`TestGateway::start_logged`].
+    pub fn stderr(&self) -> String {
+        self.logging.as_ref().and_then(|l| std::fs::read_to_string(&l.stderr).ok()).unwrap_or_default()
     }
 
     /// Stops the gateway (SIGTERM) and starts it again on the same data dir.
     pub fn restart(&mut self) {
         self.stop();
-        let (child, addr, stdout) = spawn(&self.config, &self.args);
+        let (child, addr, stdout) = spawn(&self.config, &self.args, self.logging.as_ref());
         self.child = child;
         self.addr = addr;
         self.stdout = stdout;
@@ -80,7 +105,7 @@ impl TestGateway {
 
     /// Starts the gateway again on the same data dir after a stop or a crash.
     pub fn start_again(&mut self) {
-        let (child, addr, stdout) = spawn(&self.config, &self.args);
+        let (child, addr, stdout) = spawn(&self.config, &self.args, self.logging.as_ref());
         self.child = child;
         self.addr = addr;
         self.stdout = stdout;
@@ -125,14 +150,25 @@ impl Drop for TestGateway {
 }
 
 /// Starts the binary and waits (bounded) for its "listening on" line.
-fn spawn(config: &std::path::Path, args: &[String]) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+fn spawn(
+    config: &std::path::Path,
+    args: &[String],
+    logging: Option<&Logging>,
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let (rust_log, stderr) = match logging {
+        None => ("info,portcullis_gateway=debug", Stdio::inherit()),
+        Some(l) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&l.stderr).expect("the log file");
+            (l.rust_log.as_str(), Stdio::from(file))
+        }
+    };
     let mut child = Command::new(BIN)
         .args(["start", "--config"])
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "info,portcullis_gateway=debug")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start the gateway");
     let stdout = child.stdout.take().expect("stdout");
