@@ -48,6 +48,28 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
     }
 }
 
+/// Refuses (403) to hand out a permission the caller does not hold themselves (from where
+/// they are): a user manager cannot make an admin, a role manager cannot write a role
+/// stronger than their own.
+pub fn may_grant(caller: &Caller, roles: &[crate::policy::Role]) -> Result<(), ApiError> {
+    for role in roles {
+        let missing: Vec<&str> = role
+            .allow()
+            .iter()
+            .filter(|&&perm| !crate::policy::permitted(&caller.identity, caller.client, perm))
+            .map(|perm| perm.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::Refused(format!(
+                "role {:?} grants {} which you do not hold",
+                role.name(),
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The one-line text of an admin answer (a URL, a message).
 pub fn text(response: Response) -> String {
     response.text.unwrap_or_default()

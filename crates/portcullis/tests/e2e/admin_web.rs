@@ -183,6 +183,22 @@ fn users_nodes_tokens_and_roles_are_managed_and_audited() {
     let toml = "[[role]]\nname = \"auditor\"\nnodes = { \"*\" = \"*\" }\nlogins = []\nallow = [\"audit.read\"]\n";
     let applied = browser.post("/api/roles", Some(json!({ "toml": toml })));
     assert_eq!(applied.json(), json!({ "applied": ["auditor"] }), "{applied:?}");
+    // Nobody hands out what they do not hold: a user and role manager without admin rights
+    // can invite vendors but not admins, and cannot write a role stronger than their own.
+    let manager_role = "[[role]]\nname = \"people\"\nnodes = { \"*\" = \"*\" }\nlogins = []\n\
+                        allow = [\"users.manage\", \"roles.manage\", \"shell\", \"exec\", \"file_transfer\"]\n\
+                        source_cidrs = [\"127.0.0.0/8\"]\n";
+    assert_eq!(browser.post("/api/roles", Some(json!({ "toml": manager_role }))).status, 200);
+    let people = add_user(gw, "hr", "people", None).browser;
+    let escalate = people.post("/api/users", Some(json!({ "name": "boss", "roles": ["admin"], "ttl": null })));
+    assert_eq!(escalate.status, 403, "{escalate:?}");
+    assert!(escalate.json()["error"].as_str().unwrap().contains("audit.read"), "{escalate:?}");
+    let vendor = people.post("/api/users", Some(json!({ "name": "vend", "roles": ["vendor-test"], "ttl": "1h" })));
+    assert_eq!(vendor.status, 200, "{vendor:?}");
+    let stronger = "[[role]]\nname = \"people\"\nnodes = { \"*\" = \"*\" }\nlogins = []\nallow = [\"audit.read\"]\n\
+                    source_cidrs = [\"127.0.0.0/8\"]\n";
+    assert_eq!(people.post("/api/roles", Some(json!({ "toml": stronger }))).status, 403);
+
     let broken = browser.post("/api/roles", Some(json!({ "toml": "[[role]\nname = " })));
     assert_eq!(broken.status, 400);
     assert!(broken.json()["error"].as_str().unwrap().contains("line"), "{broken:?}");

@@ -418,8 +418,7 @@ async fn every_role_gets_exactly_its_grants_over_ssh_and_the_web() {
     let seen = answered(shown.status, &shown.body);
     m.record("locked user, unlocked again", "web: GET /api/invite/{token} of that link", Expect("200"), seen);
 
-    // users.manage reaches every role: whoever holds it can make an admin (by design; see
-    // docs/security.md).
+    // users.manage hands out only what its holder holds: it cannot make an admin.
     let file = gw.dir.path().join("rbac-user-admin.toml");
     std::fs::write(
         &file,
@@ -431,7 +430,7 @@ async fn every_role_gets_exactly_its_grants_over_ssh_and_the_web() {
     let body = json!({ "name": "made-admin", "roles": ["admin"], "ttl": "1h" });
     let made = manager.browser.post("/api/users", Some(body));
     let seen = answered(made.status, &made.body);
-    m.record("users.manage only", "web: invite a user with role admin", Expect("200"), seen);
+    m.record("users.manage only", "web: invite a user with role admin", Expect("403"), seen);
     let answer = manager.browser.get("/api/roles");
     m.record("users.manage only", "web: roles list", Expect("404"), answered(answer.status, &answer.body));
 

@@ -41,11 +41,9 @@ pub async fn apply(
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::RolesManage)?;
     let Body(Apply { toml }) = body?;
-    let names: Vec<String> = policy::parse_roles_toml(&toml)
-        .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?
-        .iter()
-        .map(|r| r.name().to_string())
-        .collect();
+    let roles = policy::parse_roles_toml(&toml).map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+    super::may_grant(&caller, &roles)?;
+    let names: Vec<String> = roles.iter().map(|r| r.name().to_string()).collect();
     super::run(&gateway, &caller, Request::RolesApply { toml }).await?;
     Ok(Json(json!({ "applied": names })))
 }

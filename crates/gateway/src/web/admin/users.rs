@@ -45,6 +45,11 @@ pub async fn invite(
 ) -> Result<Json<Value>, ApiError> {
     let caller = maybe.holding(Permission::UsersManage)?;
     let Body(new) = body?;
+    let mut granted = Vec::new();
+    for row in gateway.store.list_roles().await?.into_iter().filter(|r| new.roles.contains(&r.name)) {
+        granted.extend(crate::policy::parse_roles_toml(&row.definition)?);
+    }
+    super::may_grant(&caller, &granted)?;
     let ttl = new.ttl.filter(|t| !t.is_empty());
     let request = Request::UsersAdd { name: new.name.clone(), roles: new.roles, ttl };
     let url = super::text(super::run(&gateway, &caller, request).await?);
