@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use portcullis_proto::web_terminal::{self, CLOSE_TOO_BIG, ClientMessage, MAX_MESSAGE, ServerMessage};
 use russh::Sig;
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::auth::{Caller, Client};
 use super::error::ApiError;
@@ -119,7 +119,7 @@ async fn open(gateway: Arc<Gateway>, caller: Caller, query: TerminalQuery, socke
     let web_session = caller.session.id_hash.clone();
     gateway.web.terminal_opened(&web_session, &live_id);
     let user_out = WebOut {
-        sink: sink.clone(),
+        to_browser: writer(sink.clone()),
         gateway: gateway.clone(),
         web_session: web_session.clone(),
         live_id: live_id.clone(),
@@ -224,25 +224,86 @@ fn too_big(err: axum::Error) -> bool {
     err.into_inner().downcast_ref::<tungstenite::Error>().is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
-/// The browser's side of the socket, written by the relay.
+/// The browser's side of the socket, written by the relay through [`writer`].
 struct WebOut {
-    sink: Sink,
+    to_browser: mpsc::Sender<Outgoing>,
     gateway: Arc<Gateway>,
     web_session: String,
     live_id: String,
     closed_by_gateway: AtomicBool,
 }
 
+/// What the relay sends the browser, in order.
+enum Outgoing {
+    /// Terminal output: merged with output already waiting into frames of up to [`MAX_MESSAGE`].
+    Output(Bytes),
+    /// A message sent as it is.
+    Message(Message),
+    /// Answered once everything before it is sent.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Output chunks waiting for the browser before the relay waits too (back-pressure).
+const OUTGOING_QUEUE: usize = 16;
+
+/// Starts the task that writes to the browser. Output that piles up while a frame is being
+/// sent goes out as one frame: browsers pay per frame, and a node writes its output in
+/// small chunks. A lone chunk (a keystroke's echo) is sent at once, never held back.
+fn writer(sink: Sink) -> mpsc::Sender<Outgoing> {
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTGOING_QUEUE);
+    tokio::spawn(async move {
+        let mut next = rx.recv().await;
+        while let Some(item) = next.take() {
+            let sent = match item {
+                Outgoing::Output(first) => {
+                    let mut frame = bytes::BytesMut::from(first.as_ref());
+                    loop {
+                        match rx.try_recv() {
+                            Ok(Outgoing::Output(more)) if frame.len() + more.len() <= MAX_MESSAGE => {
+                                frame.extend_from_slice(&more);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    send(&sink, Message::Binary(frame.freeze())).await
+                }
+                Outgoing::Message(message) => send(&sink, message).await,
+                Outgoing::Flush(done) => {
+                    let _ = done.send(());
+                    Ok(())
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+            if next.is_none() {
+                next = rx.recv().await;
+            }
+        }
+    });
+    tx
+}
+
+impl WebOut {
+    async fn push(&self, item: Outgoing) -> anyhow::Result<()> {
+        self.to_browser.send(item).await.map_err(|_| anyhow::anyhow!("the browser is gone"))
+    }
+}
+
 impl UserOut for WebOut {
     async fn data(&self, bytes: Bytes) -> anyhow::Result<()> {
-        send(&self.sink, Message::Binary(bytes)).await
+        self.push(Outgoing::Output(bytes)).await
     }
 
     async fn stderr(&self, bytes: Bytes) -> anyhow::Result<()> {
         if bytes.as_ref() == CLOSED_BY_GATEWAY {
             self.closed_by_gateway.store(true, Ordering::Relaxed);
         }
-        send(&self.sink, Message::Binary(bytes)).await
+        self.push(Outgoing::Output(bytes)).await
     }
 
     async fn eof(&self) -> anyhow::Result<()> {
@@ -251,7 +312,7 @@ impl UserOut for WebOut {
 
     async fn exit_status(&self, status: u32) -> anyhow::Result<()> {
         let text = ServerMessage::Exit { status: Some(status), signal: None }.to_json();
-        send(&self.sink, Message::Text(text.into())).await
+        self.push(Outgoing::Message(Message::Text(text.into()))).await
     }
 
     async fn exit_signal(&self, signal: Sig, _core_dumped: bool, _message: String) -> anyhow::Result<()> {
@@ -260,13 +321,21 @@ impl UserOut for WebOut {
             other => format!("{other:?}"),
         };
         let text = ServerMessage::Exit { status: None, signal: Some(name) }.to_json();
-        send(&self.sink, Message::Text(text.into())).await
+        self.push(Outgoing::Message(Message::Text(text.into()))).await
     }
 
     async fn close(&self) {
         self.gateway.web.terminal_closed(&self.web_session, &self.live_id);
         let reason =
             if self.closed_by_gateway.load(Ordering::Relaxed) { "session closed by gateway" } else { "session ended" };
-        close(&self.sink, reason, 1000).await;
+        let text = ServerMessage::Closed { reason: reason.to_owned() }.to_json();
+        let _ = self.push(Outgoing::Message(Message::Text(text.into()))).await;
+        let frame = CloseFrame { code: 1000, reason: "".into() };
+        let _ = self.push(Outgoing::Message(Message::Close(Some(frame)))).await;
+        // Returns once the browser has been told (or the writer gave up on it).
+        let (done, sent) = oneshot::channel();
+        if self.push(Outgoing::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(SEND_TIMEOUT, sent).await;
+        }
     }
 }
