@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DATA_DIR ?= ./portcullis-data
 
-.PHONY: run test build lint fmt deps clean ui
+.PHONY: run test build lint fmt deps clean ui fuzz
 
 ## Build and start the gateway on 127.0.0.1:3080 with its demo node, data kept in ./portcullis-data.
 run: deps ui
@@ -14,9 +14,16 @@ test: deps ui
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	SMOKE=1 CARGO="$(CARGO)" scripts/fuzz.sh
 
 deps:
 	@scripts/install-deps.sh
+
+## Fuzzes every parser in crates/proto for FUZZ_SECONDS each (see docs/security.md);
+## `make test` runs each for 10 s. FUZZ_SECONDS=600 for a longer look.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO="$(CARGO)" scripts/fuzz.sh
 
 ## The browser UI (web/, Svelte + Vite): installed from the committed lockfile, built into
 ## web/dist, which the gateway embeds. Rebuilt only when its sources change.
@@ -48,3 +55,10 @@ clean:
 .PHONY: bench
 bench: deps
 	CARGO="$(CARGO)" bench/run
+
+## The web terminal next to the SSH path (bench/web-terminal): echo and PTY output of ssh
+## direct, ssh via the gateway and the terminal WebSocket in headless Chromium. ~3 min;
+## REPS=5 SIZE=64M for a decision, SMOKE=1 for a tiny run (under a minute). Needs root.
+.PHONY: bench-web
+bench-web: deps ui
+	CARGO="$(CARGO)" bench/web-terminal

@@ -223,8 +223,29 @@ def main():
     if r and r.get("bytes_per_byte"):
         p("| recording ≤ 1.1 bytes per byte of text output (PTY figure) | %.3f | %s |" % (
             r["bytes_per_byte"], verdict(r["bytes_per_byte"] <= 1.1)))
-    p("| web terminal (WebSocket) throughput / echo | not measurable: no web terminal yet | – |")
+    web = {}
+    if os.path.exists(os.path.join(d, "web-terminal.json")):   # WEB=1: lib/web.sh
+        try:
+            web = json.load(open(os.path.join(d, "web-terminal.json"))).get("figures", {})
+        except ValueError:
+            web = {}
+    w, wd = web.get("web", {}), web.get("direct", {})
+    if w.get("pty_MBps") is not None and wd.get("pty_MBps"):
+        r = w["pty_MBps"] / wd["pty_MBps"]
+        p("| web terminal PTY output ≥ 0.9× direct | %.2f× (%.2f vs %.2f MB/s) | %s |" % (
+            r, w["pty_MBps"], wd["pty_MBps"], verdict(r >= 0.9)))
+    if w.get("echo_p50_us") is not None and wd.get("echo_p50_us") is not None:
+        diff = w["echo_p50_us"] - wd["echo_p50_us"]
+        p("| web terminal echo p50 ≤ direct + 100 µs | %.0f µs vs %.0f µs (%+.0f) | %s |" % (
+            w["echo_p50_us"], wd["echo_p50_us"], diff, verdict(diff <= 100)))
+        p("| web terminal echo p99 ≤ direct p99 | %.0f µs vs %.0f µs | %s |" % (
+            w["echo_p99_us"], wd["echo_p99_us"], verdict(w["echo_p99_us"] <= wd["echo_p99_us"])))
+    if not w:
+        p("| web terminal (WebSocket) throughput / echo | not measured in this run (WEB=1 bench/run, or bench/web-terminal) | – |")
     p("| 10,000 idle agent tunnels ≤ 200 MB RSS | not measured here (agents in progress) | – |")
+    if os.path.exists(os.path.join(d, "web-terminal.txt")):
+        p()
+        p("#" + open(os.path.join(d, "web-terminal.txt")).read().rstrip())
 
 
 if __name__ == "__main__":
