@@ -225,6 +225,9 @@ export async function redeemInvite(page, { base_url, invite_path, user, password
 }
 
 /** Opens a terminal on `node` (as `login`, else the first) and waits for it to open. */
+/** How long a login shell may take to print anything. */
+const SHELL_START_MS = 90_000;
+
 export async function openTerminal(page, { node, login }) {
   return step(`open a terminal on ${node}`, async () => {
     const row = `${byTestId('node-row')}[data-node="${node}"]`;
@@ -239,6 +242,12 @@ export async function openTerminal(page, { node, login }) {
       const message = await page.textContent(byTestId('terminal-message')).catch(() => '');
       throw new Error(`the terminal closed at once: ${message}`);
     }
+    // The login shell's start-up files may be slow on a loaded machine (this image's
+    // .bashrc runs pyenv, which takes a lock other logins hold): wait for its first output
+    // before typing, longer than any one step.
+    await page.waitForFunction(() => window.portcullisTerminalText().trim().length > 0, null, {
+      timeout: SHELL_START_MS,
+    });
     return title;
   });
 }
