@@ -52,9 +52,18 @@ export class Playback {
     return Number(this.detail.duration) || 0;
   }
 
+  /**
+   * `t` within the recording. One still being written has no duration yet, so no end; a
+   * finished one's duration is in whole seconds, so its last events may lie up to a second
+   * past it.
+   */
+  private clamp(t: number): number {
+    return this.detail.duration === null ? Math.max(0, t) : clampTime(t, this.duration + 1);
+  }
+
   /** Shows the screen at `t` (the server picks the keyframe), then plays on if `play`. */
   async seek(target: number, play = this.state === 'playing'): Promise<void> {
-    const t = clampTime(target, this.duration);
+    const t = this.clamp(target);
     const generation = ++this.generation;
     this.stopTimer();
     this.state = 'loading';
@@ -115,7 +124,7 @@ export class Playback {
     if (this.state !== 'playing') return;
     this.stopTimer();
     this.clock = reanchor(this.clock, performance.now(), { running: false });
-    this.time = clampTime(this.clock.media, this.duration);
+    this.time = this.clamp(this.clock.media);
     this.state = 'paused';
   }
 
@@ -147,7 +156,7 @@ export class Playback {
     }
     const due = dueCount(this.queue, t);
     for (const event of this.queue.splice(0, due)) this.apply(event);
-    this.time = clampTime(t, this.duration);
+    this.time = this.clamp(t);
     if (this.finished(t)) {
       this.finish();
       return;

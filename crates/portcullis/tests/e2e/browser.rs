@@ -37,6 +37,7 @@ fn run_flow_script(script: &str, flow: &Value) -> Value {
     assert!(Path::new("/usr/bin/chromium").exists(), "no /usr/bin/chromium: run scripts/install-deps.sh");
     assert!(web_dir().join("node_modules/playwright-core").exists(), "no playwright-core: run `make ui`");
     let log = tempfile::NamedTempFile::new().unwrap();
+    let _quiet = crate::support::netns::network_changes();
     let mut child = Command::new("node")
         .arg(web_dir().join("tests").join(script))
         .env("FLOW", flow.to_string())
@@ -251,7 +252,7 @@ fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
     // Search and replay: the hit opens the player where the word is on screen; the end plays.
     // The hit may be the typed command's line or its output's: either shows the word.
     let at_hit = report["player_text_at_hit"].as_str().unwrap_or_default();
-    assert!(at_hit.contains("zebra-quartz"), "the player at the hit:\n{at_hit}");
+    assert!(at_hit.contains("zebra-quartz"), "the player at the hit:\n{at_hit}\n{report}");
     let at_end = report["player_text_at_end"].as_str().unwrap_or_default();
     assert!(at_end.contains("zebra-quartz-42"), "the player at the end:\n{at_end}");
     let recording = gw.ctl_json(&["recordings", "ls", "--user", "carol"]);

@@ -39,6 +39,7 @@ impl NodeNet {
     /// Makes the namespace; `None` after printing `SKIPPED: …` when this process may not
     /// (not root, no CAP_NET_ADMIN, no `ip`).
     pub fn create(test: &str) -> Option<NodeNet> {
+        let _quiet = network_changes();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         sweep();
@@ -116,10 +117,19 @@ impl NodeNet {
 
 impl Drop for NodeNet {
     fn drop(&mut self) {
+        let _quiet = network_changes();
         // Deleting the root end deletes the pair; deleting the namespace the rest.
         let _ = Command::new("ip").args(["link", "del", &self.veth]).stderr(Stdio::null()).status();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).stderr(Stdio::null()).status();
     }
+}
+
+/// Held while the host's interfaces change (a namespace's veth pair made or deleted) and
+/// while a browser runs: Chromium aborts its requests and sockets when it sees interfaces
+/// change (`net::ERR_NETWORK_CHANGED`), so the two must not overlap.
+pub fn network_changes() -> std::sync::MutexGuard<'static, ()> {
+    static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CHANGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Removes what test processes that were killed (and so never ran Drop) left behind.
