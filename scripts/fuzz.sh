@@ -44,6 +44,9 @@ for target in "${targets[@]}"; do
   [ "$target" = config ] && features=(--features config)
 done
 
+# Its own target dir whatever the caller's CARGO_TARGET_DIR: the instrumented build must
+# neither land elsewhere nor invalidate the main build's cache.
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
 start=$SECONDS
 (cd fuzz && $CARGO build --release --target "$host" "${features[@]}" --bins)
 echo "fuzz: built in $((SECONDS - start)) s; ${#targets[@]} targets, ${seconds} s each"
