@@ -59,6 +59,19 @@ bench: deps
 ## The web terminal next to the SSH path (bench/web-terminal): echo and PTY output of ssh
 ## direct, ssh via the gateway and the terminal WebSocket in headless Chromium. ~3 min;
 ## REPS=5 SIZE=64M for a decision, SMOKE=1 for a tiny run (under a minute). Needs root.
+## Idle agent tunnels held by one gateway (bench/agents): AGENTS=10000 by default, ~3 min;
+## SMOKE=1 for 50. Needs root for the open-files limit.
+.PHONY: bench-agents
+bench-agents: deps
+	CARGO="$(CARGO)" bench/agents
+
+## What CI runs after the tests so the benchmarks cannot rot: every bench at tiny sizes
+## (~3 min with the release build). No figure is asserted; a bench that breaks fails.
+.PHONY: bench-smoke
+bench-smoke: deps ui
+	SMOKE=1 WEB=1 CARGO="$(CARGO)" bench/run
+	SMOKE=1 CARGO="$(CARGO)" bench/agents
+
 .PHONY: bench-web
 bench-web: deps ui
 	CARGO="$(CARGO)" bench/web-terminal

@@ -79,7 +79,8 @@ data_dir = "$GW_DATA"
 [listen]
 addr = "127.0.0.1:0"
 # Every benchmark client connects from 127.0.0.1: lift the per-source cap (default 256).
-max_connections_per_source = 8192
+max_connections_per_source = ${GW_PER_SOURCE:-8192}
+max_connections = ${GW_MAX_CONNECTIONS:-8192}
 [recordings]
 max_bytes = $REC_MAX_BYTES
 TOML

@@ -185,8 +185,9 @@ async fn handle(gateway: Arc<Gateway>, mut socket: TcpStream, tcp: SocketAddr) -
     let stream = Prefixed::new(buf, socket);
     match protocol {
         // A silent client may be an SSH client waiting for our banner.
-        None | Some(Protocol::Ssh) => crate::ssh::serve(gateway, stream, peer).await,
-        Some(Protocol::Tls) => crate::tls::serve(gateway, stream, peer).await,
+        // Boxed so that a connection's task holds only the protocol it speaks.
+        None | Some(Protocol::Ssh) => Box::pin(crate::ssh::serve(gateway, crate::ssh::buffered(stream), peer)).await,
+        Some(Protocol::Tls) => Box::pin(crate::tls::serve(gateway, stream, peer)).await,
         Some(Protocol::Http) => answer_plain_http(stream).await,
         Some(Protocol::ProxyV1 | Protocol::ProxyV2) => bail!("a second PROXY header: closed"),
         Some(Protocol::Unknown) => bail!("unrecognised protocol: closed"),

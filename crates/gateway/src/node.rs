@@ -105,6 +105,7 @@ async fn dial(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<c
             Some(addr) => {
                 let tcp = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
                 let _ = tcp.set_nodelay(true);
+                let tcp = crate::ssh::buffered(tcp);
                 client::connect_stream(config, tcp, client).await.context("SSH handshake with the node")
             }
             None => {

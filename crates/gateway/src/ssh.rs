@@ -65,6 +65,16 @@ impl Target {
     }
 }
 
+/// Read-ahead for an SSH connection on a bare socket: russh reads each packet as its
+/// length, then its body, and this makes that one `recvfrom` for a small packet instead
+/// of two. Large reads bypass it. (TLS streams buffer already.)
+const READ_AHEAD: usize = 4096;
+
+/// A bare socket with SSH's read-ahead.
+pub fn buffered<S: AsyncRead>(stream: S) -> tokio::io::BufReader<S> {
+    tokio::io::BufReader::with_capacity(READ_AHEAD, stream)
+}
+
 /// Runs the SSH protocol on one connection until it ends.
 pub async fn serve<S>(gateway: Arc<Gateway>, stream: S, peer: Peer) -> anyhow::Result<()>
 where

@@ -97,6 +97,9 @@ impl Registry {
 /// The gateway's side of a tunnel's SSH: the agent's host key must be the one pinned at join.
 pub struct TunnelClient {
     pinned: Option<PublicKey>,
+    /// Dropped with the handler when the tunnel's SSH session ends, which wakes
+    /// [`tunnel`]: an idle tunnel costs no timer.
+    _alive: tokio::sync::oneshot::Sender<()>,
 }
 
 impl client::Handler for TunnelClient {
@@ -245,9 +248,12 @@ where
         nodelay: true,
         ..Default::default()
     });
-    let mut handle =
-        client::connect_stream(config, stream, TunnelClient { pinned }).await.context("tunnel SSH handshake")?;
-    let auth = handle.authenticate_none("portcullis").await?;
+    let (alive, mut gone) = tokio::sync::oneshot::channel();
+    // The handshake's futures are boxed so the tunnel's long-lived task does not keep their size.
+    let mut handle = Box::pin(client::connect_stream(config, stream, TunnelClient { pinned, _alive: alive }))
+        .await
+        .context("tunnel SSH handshake")?;
+    let auth = Box::pin(handle.authenticate_none("portcullis")).await?;
     if !auth.success() {
         bail!("the agent refused the tunnel login");
     }
@@ -255,12 +261,9 @@ where
     let generation = gateway.tunnels.insert(node, handle.clone());
     tracing::info!(node, "agent connected");
     let mut shutdown = gateway.shutdown.subscribe();
-    let mut check = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = check.tick() => if handle.is_closed() { break },
-            _ = shutdown.wait() => break,
-        }
+    tokio::select! {
+        _ = &mut gone => {}
+        _ = shutdown.wait() => {}
     }
     gateway.tunnels.remove_if(node, generation);
     tracing::info!(node, "agent disconnected");

@@ -1,5 +1,5 @@
 //! portcullis: an access gateway for GPU clusters, in one binary.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod agent;
 mod config_nginx;
@@ -9,6 +9,7 @@ mod doctor;
 mod paths;
 mod play;
 mod start;
+mod trim;
 
 use clap::{Parser, Subcommand};
 

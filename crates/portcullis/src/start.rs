@@ -43,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         // Printed last: scripts and tests wait for this line.
         println!("portcullis listening on {local}");
+        crate::trim::spawn_periodic();
         let signals = gateway.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

@@ -168,16 +168,69 @@ impl EventKind {
 /// The time keeps at most 6 decimals (microseconds); negative or non-finite times
 /// become 0. `data` is JSON-escaped, so control characters such as ESC take 6 bytes.
 pub fn event_line(time: f64, kind: EventKind, data: &str) -> String {
-    let data = serde_json::to_string(data).expect("a string always serializes");
-    let mut line = String::with_capacity(data.len() + 24);
-    line.push('[');
-    line.push_str(&format_time(time));
-    line.push_str(",\"");
-    line.push_str(kind.code());
-    line.push_str("\",");
-    line.push_str(&data);
-    line.push(']');
-    line
+    let time = if time.is_finite() && time > 0.0 { time } else { 0.0 };
+    let mut line = Vec::with_capacity(data.len() + 24);
+    write_event(&mut line, (time * 1e6).round() as u64, kind, data);
+    String::from_utf8(line).expect("an event line is UTF-8")
+}
+
+/// Appends one event line (without the newline) to `out`, the time in microseconds.
+///
+/// The same bytes as [`event_line`], written in place: no temporary strings, one pass
+/// over `data` that copies runs of plain bytes whole.
+pub fn write_event(out: &mut Vec<u8>, micros: u64, kind: EventKind, data: &str) {
+    out.push(b'[');
+    write_time(out, micros);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(kind.code().as_bytes());
+    out.extend_from_slice(b"\",\"");
+    write_escaped(out, data.as_bytes());
+    out.extend_from_slice(b"\"]");
+}
+
+/// `data` escaped as the inside of a JSON string, as serde_json escapes it: `"`, `\\`,
+/// `\b \t \n \f \r` by name, other C0 controls as `\u00XX`, everything else verbatim.
+fn write_escaped(out: &mut Vec<u8>, data: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(data.len());
+    let mut start = 0;
+    for (i, &byte) in data.iter().enumerate() {
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&data[start..i]);
+        start = i + 1;
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => {
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]])
+            }
+        }
+    }
+    out.extend_from_slice(&data[start..]);
+}
+
+/// Seconds with at most 6 decimals, trailing zeros trimmed but one kept (`1.0`).
+fn write_time(out: &mut Vec<u8>, micros: u64) {
+    use std::io::Write;
+    let (secs, mut frac) = (micros / 1_000_000, micros % 1_000_000);
+    let _ = write!(out, "{secs}.");
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = 6;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    let _ = write!(out, "{frac:0digits$}");
 }
 
 /// The data of a resize event.
@@ -226,14 +279,4 @@ pub fn read_cast(text: &str) -> Result<(Header, Vec<Event>, bool), AsciicastErro
 
 fn at_line(index: usize, source: AsciicastError) -> AsciicastError {
     AsciicastError::AtLine { line: index + 1, source: Box::new(source) }
-}
-
-/// Seconds with at most 6 decimals, trailing zeros trimmed but one kept (`1.0`).
-fn format_time(time: f64) -> String {
-    let time = if time.is_finite() && time > 0.0 { time } else { 0.0 };
-    let mut text = format!("{time:.6}");
-    while text.ends_with('0') && !text.ends_with(".0") {
-        text.pop();
-    }
-    text
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use portcullis_proto::asciicast::{EventKind, Header, Utf8Decoder, event_line, resize_data};
+use portcullis_proto::asciicast::{EventKind, Header, Utf8Decoder, resize_data, write_event};
 
 /// Output arriving this soon after the previous chunk joins its event.
 const GAP: Duration = Duration::from_millis(10);
@@ -100,13 +100,11 @@ impl CastWriter {
         if self.pending.as_ref().is_some_and(|p| since(p.last, now) >= GAP || since(p.first, now) >= SPAN) {
             self.emit_pending()?;
         }
-        let mut text = self.output.push(bytes);
-        let before = text.len();
-        text.retain(|c| !ignored_by_terminals(c));
-        self.totals.dropped_controls += (before - text.len()) as u64;
         let pending =
             self.pending.get_or_insert_with(|| Pending { text: String::new(), raw: 0, first: now, last: now });
-        pending.text.push_str(&text);
+        let start = pending.text.len();
+        self.output.push_into(bytes, &mut pending.text);
+        self.totals.dropped_controls += drop_ignored_controls(&mut pending.text, start) as u64;
         pending.raw += bytes.len() as u64;
         pending.last = now;
         if pending.text.len() >= EVENT_MAX {
@@ -162,7 +160,7 @@ impl CastWriter {
                 "\r\n[portcullis: recording capped at {} bytes; {} further bytes of output not recorded]\r\n",
                 self.cap_bytes, self.totals.capped_bytes
             );
-            self.push_line(now, EventKind::Output, &note);
+            self.size += self.push_line(now, EventKind::Output, &note);
         }
         self.write_out(now)?;
         self.file.sync_all().inspect_err(|e| self.failed = Some(e.to_string()))?;
@@ -202,30 +200,26 @@ impl CastWriter {
 
     /// Buffers one event, or starts capping if it would take the file past the cap.
     fn emit(&mut self, at: Instant, kind: EventKind, data: &str) -> io::Result<()> {
-        let line = self.line(at, kind, data);
-        if self.size + line.len() as u64 > self.cap_bytes {
+        let len = self.push_line(at, kind, data);
+        if self.size + len > self.cap_bytes {
+            self.buffer.truncate(self.buffer.len() - len as usize);
             self.capped = true;
             return Ok(());
         }
-        self.size += line.len() as u64;
-        self.buffer.extend_from_slice(line.as_bytes());
+        self.size += len;
         if self.buffer.len() >= BUFFER_MAX {
             self.write_out(at)?;
         }
         Ok(())
     }
 
-    /// Buffers one event regardless of the cap.
-    fn push_line(&mut self, at: Instant, kind: EventKind, data: &str) {
-        let line = self.line(at, kind, data);
-        self.size += line.len() as u64;
-        self.buffer.extend_from_slice(line.as_bytes());
-    }
-
-    fn line(&self, at: Instant, kind: EventKind, data: &str) -> String {
-        let mut line = event_line(since(self.started, at).as_secs_f64(), kind, data);
-        line.push('\n');
-        line
+    /// Appends one event line to the buffer; returns its length. The caller counts it
+    /// into `size` (or takes it back).
+    fn push_line(&mut self, at: Instant, kind: EventKind, data: &str) -> u64 {
+        let before = self.buffer.len();
+        write_event(&mut self.buffer, since(self.started, at).as_micros() as u64, kind, data);
+        self.buffer.push(b'\n');
+        (self.buffer.len() - before) as u64
     }
 
     fn write_if_due(&mut self, now: Instant) -> io::Result<()> {
@@ -253,8 +247,24 @@ impl CastWriter {
 /// C0 controls (and DEL) that terminals ignore: dropping them changes no screen, and keeps
 /// `cat /dev/zero` from costing six bytes of JSON escape (`\u0000`) per byte.
 /// BEL, BS, HT, LF, VT, FF, CR, SO, SI and ESC are kept.
-fn ignored_by_terminals(c: char) -> bool {
-    matches!(c, '\0'..='\x06' | '\x10'..='\x1a' | '\x1c'..='\x1f' | '\x7f')
+fn ignored_by_terminals(byte: u8) -> bool {
+    matches!(byte, 0x00..=0x06 | 0x10..=0x1a | 0x1c..=0x1f | 0x7f)
+}
+
+/// Drops the ignored controls from `text[start..]`; returns how many. They are ASCII,
+/// so every cut falls on a character boundary.
+fn drop_ignored_controls(text: &mut String, start: usize) -> usize {
+    let Some(first) = text.as_bytes()[start..].iter().position(|&b| ignored_by_terminals(b)) else { return 0 };
+    let tail = text.split_off(start + first);
+    let mut run = 0;
+    for (i, &byte) in tail.as_bytes().iter().enumerate() {
+        if ignored_by_terminals(byte) {
+            text.push_str(&tail[run..i]);
+            run = i + 1;
+        }
+    }
+    text.push_str(&tail[run..]);
+    tail.len() - (text.len() - (start + first))
 }
 
 fn since(earlier: Instant, now: Instant) -> Duration {

@@ -161,7 +161,9 @@ impl Front {
             session.channel_failure(channel)?;
             return Ok(());
         };
-        open(self.gateway.clone(), signed_in, self.peer, channel, pending, start, session).await
+        // Boxed: russh keeps the connection's future, which inlines every handler's, for the
+        // connection's whole life; opening (node dial and handshake included) is its largest.
+        Box::pin(open(self.gateway.clone(), signed_in, self.peer, channel, pending, start, session)).await
     }
 }
 
@@ -185,7 +187,7 @@ impl russh::server::Handler for Front {
     ) -> Result<Auth, Self::Error> {
         let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
         let user = self.gateway.store.user_by_key(&fingerprint).await?;
-        self.sign_in(ssh_user, user, "publickey", &fingerprint).await
+        Box::pin(self.sign_in(ssh_user, user, "publickey", &fingerprint)).await
     }
 
     async fn auth_openssh_certificate(&mut self, ssh_user: &str, cert: &Certificate) -> Result<Auth, Self::Error> {
@@ -203,7 +205,7 @@ impl russh::server::Handler for Front {
             }
         }
         let credential = format!("cert serial {} key_id {}", cert.serial(), cert.key_id());
-        self.sign_in(ssh_user, user, "certificate", &credential).await
+        Box::pin(self.sign_in(ssh_user, user, "certificate", &credential)).await
     }
 
     async fn channel_open_session(

@@ -27,7 +27,8 @@ pub const CLOSED_BY_GATEWAY: &[u8] = b"\r\nsession closed by gateway\r\n";
 pub const NODE_LOST: &[u8] = b"\r\nportcullis: the connection to the node was lost\r\n";
 /// How long the node may take to report an exit status after the user's side went away.
 const USER_GONE_GRACE: Duration = Duration::from_secs(2);
-/// How often the recording is flushed to disk.
+/// How soon after a recording sees something it is flushed to disk. An idle session's
+/// ticker sleeps until then, so a thousand idle sessions cost no wake-ups.
 const TICK: Duration = Duration::from_millis(500);
 
 /// What the relay needs besides the two channels.
@@ -65,6 +66,18 @@ struct Taps {
     recording: Option<Recording>,
     recording_failed: bool,
     sftp: Option<SftpWatcher>,
+    /// The ticker has been told of unflushed recording data.
+    armed: bool,
+}
+
+impl Taps {
+    /// Tells the ticker the recording holds something to flush (once per tick).
+    fn arm(&mut self, ticker: &tokio::sync::Notify) {
+        if self.recording.is_some() && !self.armed {
+            self.armed = true;
+            ticker.notify_one();
+        }
+    }
 }
 
 /// Runs the session until either side closes, the gateway kills it, or it times out.
@@ -76,7 +89,13 @@ pub async fn run(
 ) -> Outcome {
     let (mut node_rx, node_tx) = node;
     let fail_closed = relay.gateway.config.recordings.fail_closed;
-    let taps = Arc::new(Mutex::new(Taps { recording: relay.recording, recording_failed: false, sftp: relay.sftp }));
+    let taps = Arc::new(Mutex::new(Taps {
+        recording: relay.recording,
+        recording_failed: false,
+        sftp: relay.sftp,
+        armed: false,
+    }));
+    let wake = Arc::new(tokio::sync::Notify::new());
     let gateway = relay.gateway.clone();
     let live = relay.live.clone();
 
@@ -87,6 +106,7 @@ pub async fn run(
             let taps = taps.clone();
             let gateway = gateway.clone();
             let live = live.clone();
+            let wake = wake.clone();
             async move {
                 while let Some(input) = user_rx.recv().await {
                     let sent = match input {
@@ -96,6 +116,7 @@ pub async fn run(
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.input(&data).is_err();
                                 }
+                                t.arm(&wake);
                                 t.sftp.as_mut().map(|s| s.client_bytes(&data)).unwrap_or_default()
                             });
                             audit_files(&gateway, &live, events).await;
@@ -108,6 +129,7 @@ pub async fn run(
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.resize(cols as u16, rows as u16).is_err();
                                 }
+                                t.arm(&wake);
                             });
                             node_tx.window_change(cols, rows, pix_width, pix_height).await
                         }
@@ -128,6 +150,7 @@ pub async fn run(
             let gateway = gateway.clone();
             let live = live.clone();
             let user_tx = &user_tx;
+            let wake = wake.clone();
             async move {
                 let mut outcome = Outcome::default();
                 // Whether the channel ended as channels do: a Close, or the user's side failing.
@@ -140,6 +163,7 @@ pub async fn run(
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.output(&data).is_err();
                                 }
+                                t.arm(&wake);
                                 t.sftp.as_mut().map(|s| s.server_bytes(&data)).unwrap_or_default()
                             });
                             audit_files(&gateway, &live, events).await;
@@ -151,6 +175,7 @@ pub async fn run(
                                 if let Some(r) = t.recording.as_mut() {
                                     t.recording_failed |= r.output(&data).is_err();
                                 }
+                                t.arm(&wake);
                             });
                             user_tx.stderr(data).await
                         }
@@ -185,10 +210,11 @@ pub async fn run(
         let ticker = {
             let taps = taps.clone();
             async move {
-                let mut interval = tokio::time::interval(TICK);
                 loop {
-                    interval.tick().await;
+                    wake.notified().await;
+                    tokio::time::sleep(TICK).await;
                     let failed = tap(&taps, |t| {
+                        t.armed = false;
                         if let Some(r) = t.recording.as_mut() {
                             t.recording_failed |= r.tick().is_err();
                         }

@@ -187,3 +187,51 @@ fn strip_ansi_leaves_text() {
     assert_eq!(strip_ansi("text\x1b[3"), "text");
     assert_eq!(strip_ansi("text\x1b"), "text");
 }
+
+#[test]
+fn event_lines_escape_exactly_as_serde_json() {
+    // Every character up to U+00FF and some beyond, alone and in runs, with every kind.
+    let mut chars: Vec<char> = (0u32..0x100).filter_map(char::from_u32).collect();
+    chars.extend(['\u{2028}', '\u{fffd}', '😀']);
+    for c in &chars {
+        let data = format!("a{c}{c}b");
+        let expected = format!("[1.5,\"o\",{}]", serde_json::to_string(&data).unwrap());
+        assert_eq!(event_line(1.5, EventKind::Output, &data), expected, "{c:?}");
+    }
+    let all: String = chars.iter().collect();
+    let line = event_line(3.25, EventKind::Input, &all);
+    assert_eq!(parse_event(&line).unwrap(), Event { time: 3.25, kind: EventKind::Input, data: all.clone() });
+    let mut out = b"prefix".to_vec();
+    write_event(&mut out, 3_250_000, EventKind::Input, &all);
+    assert_eq!(&out[6..], line.as_bytes(), "write_event appends the same bytes");
+}
+
+#[test]
+fn event_times_are_microseconds_trimmed() {
+    let time = |micros: u64| {
+        let mut out = Vec::new();
+        write_event(&mut out, micros, EventKind::Marker, "");
+        String::from_utf8(out).unwrap().split(',').next().unwrap()[1..].to_string()
+    };
+    assert_eq!(time(0), "0.0");
+    assert_eq!(time(1), "0.000001");
+    assert_eq!(time(10), "0.00001");
+    assert_eq!(time(1_000_000), "1.0");
+    assert_eq!(time(1_500_000), "1.5");
+    assert_eq!(time(12_345_678), "12.345678");
+    assert_eq!(time(86_400_000_100), "86400.0001");
+}
+
+#[test]
+fn push_into_appends_what_push_returns() {
+    let bytes = noise(4096);
+    let (mut a, mut b) = (Utf8Decoder::new(), Utf8Decoder::new());
+    let mut appended = String::from("kept:");
+    let mut returned = String::from("kept:");
+    for chunk in bytes.chunks(37) {
+        a.push_into(chunk, &mut appended);
+        returned.push_str(&b.push(chunk));
+    }
+    assert_eq!(appended, returned);
+    assert_eq!(a.replaced_bytes(), b.replaced_bytes());
+}

@@ -23,14 +23,19 @@ impl Utf8Decoder {
     /// Decodes the next chunk, holding back a cut-off character.
     pub fn push(&mut self, bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len() + self.held.len());
+        self.push_into(bytes, &mut out);
+        out
+    }
+
+    /// Decodes the next chunk onto the end of `out`, holding back a cut-off character.
+    pub fn push_into(&mut self, bytes: &[u8], out: &mut String) {
         if self.held.is_empty() {
-            self.decode(bytes, &mut out);
+            self.decode(bytes, out);
         } else {
             let mut joined = std::mem::take(&mut self.held);
             joined.extend_from_slice(bytes);
-            self.decode(&joined, &mut out);
+            self.decode(&joined, out);
         }
-        out
     }
 
     /// Ends the stream: a held, never completed character becomes one U+FFFD.
