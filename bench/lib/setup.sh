@@ -77,7 +77,7 @@ gw_start() {
   cat > "$WORK/portcullis.toml" <<TOML
 data_dir = "$GW_DATA"
 [listen]
-addr = "127.0.0.1:0"
+addr = "${GW_ADDR:-127.0.0.1:0}"
 # Every benchmark client connects from 127.0.0.1: lift the per-source cap (default 256).
 max_connections_per_source = ${GW_PER_SOURCE:-8192}
 max_connections = ${GW_MAX_CONNECTIONS:-8192}

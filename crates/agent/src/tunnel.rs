@@ -1,16 +1,20 @@
 //! The tunnel: SSH over the agent's outbound TLS stream, with the agent as the server. TLS
 //! already authenticated both ends, so the outer login is `none`; every session is a
 //! `direct-tcpip` channel to [`SESSION_HOST`] carrying its own end-to-end SSH connection.
+//!
+//! Until the gateway has a session for this node the tunnel idles without SSH, answering
+//! the gateway's pings (see `portcullis_proto::tunnel`); the gateway's SSH identification
+//! line wakes it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portcullis_proto::tunnel::SESSION_HOST;
+use portcullis_proto::tunnel::{IDLE_PING, IDLE_PONG, IDLE_SILENCE_MAX, SESSION_HOST};
 use russh::keys::ssh_key::PrivateKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tracing::Instrument as _;
 
 use crate::sessions::{self, Node};
@@ -58,6 +62,12 @@ where
     F: Future<Output = ()>,
 {
     let mut shutdown = shutdown;
+    // A small read-ahead: idle pings are 5 bytes, and SSH's large reads bypass it.
+    let mut stream = BufReader::with_capacity(256, stream);
+    tokio::select! {
+        woken = idle(&mut stream) => woken?,
+        () = shutdown.as_mut() => return Ok(Ended::Shutdown),
+    }
     // russh runs the handler in its own task: the caller's span goes along by hand.
     let tunnel = Tunnel { node, span: tracing::Span::current() };
     let starting = tokio::time::timeout(HANDSHAKE_TIMEOUT, russh::server::run_stream(config, stream, tunnel));
@@ -74,6 +84,32 @@ where
             let _ = handle.disconnect(russh::Disconnect::ByApplication, "agent shutting down".into(), "en".into()).await;
             let _ = tokio::time::timeout(Duration::from_secs(2), running).await;
             Ok(Ended::Shutdown)
+        }
+    }
+}
+
+/// Answers the gateway's pings until its SSH identification line arrives (left unread,
+/// for the SSH server); fails when the gateway closes the tunnel or falls silent.
+async fn idle<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut BufReader<S>) -> anyhow::Result<()> {
+    loop {
+        let first = match tokio::time::timeout(IDLE_SILENCE_MAX, stream.fill_buf()).await {
+            Err(_) => anyhow::bail!("the gateway sent nothing for {IDLE_SILENCE_MAX:?}"),
+            Ok(read) => read.context("reading the idle tunnel")?.first().copied(),
+        };
+        match first {
+            None => anyhow::bail!("the gateway closed the tunnel"),
+            Some(b'S') => return Ok(()),
+            Some(_) => {
+                let mut line = Vec::with_capacity(IDLE_PING.len());
+                let mut limited = (&mut *stream).take(IDLE_PING.len() as u64);
+                let read = limited.read_until(b'\n', &mut line);
+                tokio::time::timeout(IDLE_SILENCE_MAX, read).await.context("a ping cut short")??;
+                if line != IDLE_PING {
+                    anyhow::bail!("the gateway sent {:?} in the idle tunnel", String::from_utf8_lossy(&line));
+                }
+                stream.get_mut().write_all(IDLE_PONG).await?;
+                stream.get_mut().flush().await?;
+            }
         }
     }
 }

@@ -70,20 +70,22 @@ pub fn server_configs(cert_pem: &str, key_pem: &str, agent_ca_pem: &str, origin:
 pub async fn serve(gateway: Arc<Gateway>, stream: Stream, peer: Peer) -> anyhow::Result<()> {
     let limit = gateway.config.listen.handshake_timeout.min(HANDSHAKE_TIMEOUT);
     let deadline = tokio::time::Instant::now() + limit;
-    let start = tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), stream))
+    // The handshake's futures are boxed: this future lives as long as the connection, and
+    // would otherwise keep their size (kilobytes) for every idle agent tunnel.
+    let start = tokio::time::timeout_at(deadline, Box::pin(LazyConfigAcceptor::new(Acceptor::default(), stream)))
         .await
         .context("TLS handshake timed out")?
         .context("TLS handshake failed")?;
     let wants_agent = start.client_hello().alpn().is_some_and(|mut offered| offered.any(|p| p == ALPN_AGENT));
     let config = if wants_agent { gateway.tls.agent.clone() } else { gateway.tls.web.clone() };
-    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+    let tls = match tokio::time::timeout_at(deadline, Box::pin(start.into_stream(config))).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(err)) if wants_agent => {
             // Most often an agent whose token pins another certificate: it refuses ours.
             let event = crate::audit::Event::new("node.tunnel_refused")
                 .src_ip(peer.client.ip())
                 .field("reason", format!("agent TLS handshake failed: {err}"));
-            gateway.audit.log(event).await?;
+            Box::pin(gateway.audit.log(event)).await?;
             return Err(err).context("agent TLS handshake failed");
         }
         Ok(Err(err)) => return Err(err).context("TLS handshake failed"),

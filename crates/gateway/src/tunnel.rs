@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use portcullis_proto::tunnel::{JoinRequest, JoinResponse, MAX_JOIN_LINE};
+use portcullis_proto::tunnel::{IDLE_PING, IDLE_PING_EVERY, JoinRequest, JoinResponse, MAX_JOIN_LINE};
 use russh::client;
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
@@ -31,6 +31,16 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime of an agent's client certificate; `ctl nodes rm` revokes it sooner.
 const AGENT_CERT_DAYS: u64 = 5 * 365;
 
+/// How long a session waits for an idle tunnel's SSH to start.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Read-ahead on an idle tunnel: pongs are 5 bytes, SSH's large reads bypass it.
+const IDLE_READ: usize = 256;
+
+/// The tunnel's client handle, shared by every session through it.
+pub type TunnelHandle = Arc<client::Handle<TunnelClient>>;
+/// A session waiting for an idle tunnel to wake; answered with its handle, or dropped.
+type Waiter = tokio::sync::oneshot::Sender<TunnelHandle>;
+
 /// Connected agents by node name.
 #[derive(Default)]
 pub struct Registry {
@@ -38,51 +48,64 @@ pub struct Registry {
     generation: AtomicU64,
 }
 
+/// One agent's tunnel, as the registry holds it. Dropping it ends the tunnel: its task
+/// sees `wake` close.
 struct Connected {
-    handle: Arc<client::Handle<TunnelClient>>,
+    /// To the tunnel's task: wake (if idle) and answer with the SSH handle.
+    wake: tokio::sync::mpsc::Sender<Waiter>,
+    /// The SSH handle once the tunnel has woken.
+    awake: Arc<OnceLock<TunnelHandle>>,
     generation: u64,
 }
 
+impl Connected {
+    fn alive(&self) -> bool {
+        !self.wake.is_closed() && self.awake.get().is_none_or(|h| !h.is_closed())
+    }
+}
+
 impl Registry {
-    /// The tunnel to a node's agent, if it is connected.
-    pub fn get(&self, node: &str) -> Option<Arc<client::Handle<TunnelClient>>> {
-        let agents = self.agents.lock().expect("registry lock poisoned");
-        agents.get(node).filter(|c| !c.handle.is_closed()).map(|c| c.handle.clone())
+    /// The tunnel to a node's agent, if it is connected; an idle one is woken (its SSH
+    /// started) first.
+    pub async fn get(&self, node: &str) -> Option<TunnelHandle> {
+        let (wake, awake) = {
+            let agents = self.agents.lock().expect("registry lock poisoned");
+            let connected = agents.get(node).filter(|c| c.alive())?;
+            (connected.wake.clone(), connected.awake.clone())
+        };
+        if let Some(handle) = awake.get() {
+            return Some(handle.clone());
+        }
+        let (waiter, answer) = tokio::sync::oneshot::channel();
+        wake.send(waiter).await.ok()?;
+        drop(wake);
+        tokio::time::timeout(WAKE_TIMEOUT, answer).await.ok()?.ok()
     }
 
     /// Whether a node's agent is connected.
     pub fn online(&self, node: &str) -> bool {
-        self.get(node).is_some()
+        self.agents.lock().expect("registry lock poisoned").get(node).is_some_and(Connected::alive)
     }
 
     /// How many agents are connected.
     pub fn count(&self) -> usize {
-        self.agents.lock().expect("registry lock poisoned").values().filter(|c| !c.handle.is_closed()).count()
+        self.agents.lock().expect("registry lock poisoned").values().filter(|c| c.alive()).count()
     }
 
     /// Drops a node's tunnel (the node was removed).
     pub fn disconnect(&self, node: &str) {
-        let removed = self.agents.lock().expect("registry lock poisoned").remove(node);
-        if let Some(connected) = removed {
-            tokio::spawn(async move {
-                let _ = connected.handle.disconnect(russh::Disconnect::ByApplication, "node removed", "en").await;
-            });
-        }
+        drop(self.agents.lock().expect("registry lock poisoned").remove(node));
     }
 
-    fn insert(&self, node: &str, handle: Arc<client::Handle<TunnelClient>>) -> u64 {
+    /// Registers a node's new tunnel, ending any older one.
+    fn insert(&self, node: &str, wake: tokio::sync::mpsc::Sender<Waiter>, awake: Arc<OnceLock<TunnelHandle>>) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let old = self
             .agents
             .lock()
             .expect("registry lock poisoned")
-            .insert(node.to_string(), Connected { handle, generation });
-        if let Some(old) = old {
-            tokio::spawn(async move {
-                let _ =
-                    old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel", "en").await;
-            });
-        }
+            .insert(node.to_string(), Connected { wake, awake, generation });
+        drop(old);
         generation
     }
 
@@ -123,17 +146,17 @@ where
     let presented =
         stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| hex::encode(Sha256::digest(c)));
     match presented {
-        None => join(&gateway, stream, peer).await,
+        None => Box::pin(join(&gateway, stream, peer)).await,
         Some(fingerprint) => {
-            let Some(node) = gateway.store.node_by_agent_cert(&fingerprint).await? else {
+            let Some(node) = Box::pin(gateway.store.node_by_agent_cert(&fingerprint)).await? else {
                 let event = Event::new("node.tunnel_refused")
                     .src_ip(peer.client.ip())
                     .field("reason", "certificate of a removed node")
                     .field("certificate", fingerprint.as_str());
-                gateway.audit.log(event).await?;
+                Box::pin(gateway.audit.log(event)).await?;
                 bail!("agent certificate {fingerprint} belongs to no node (removed?): closed");
             };
-            tunnel(gateway, stream, &node).await
+            Box::pin(tunnel(gateway, stream, &node)).await
         }
     }
 }
@@ -232,15 +255,96 @@ fn issue_certificate(gateway: &Gateway, node: &str) -> anyhow::Result<(String, S
     Ok((cert.pem(), key.serialize_pem(), fingerprint))
 }
 
-/// Runs the tunnel's SSH client until the agent goes away.
+/// Holds the tunnel until the agent goes away: idle (pinged) until a session wakes it,
+/// then as the SSH client of the agent's session server.
 async fn tunnel<S>(gateway: Arc<Gateway>, stream: S, node: &str) -> anyhow::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let pinned = match gateway.store.get_node(node).await?.and_then(|n| n.host_key) {
+    let pinned = match Box::pin(gateway.store.get_node(node)).await?.and_then(|n| n.host_key) {
         Some(text) => Some(PublicKey::from_openssh(&text).context("stored agent host key")?),
         None => None,
     };
+    let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
+    let awake = Arc::new(OnceLock::new());
+    let generation = gateway.tunnels.insert(node, wake, awake.clone());
+    tracing::info!(node, "agent connected");
+    let mut shutdown = gateway.shutdown.subscribe();
+    let mut stream = BufReader::with_capacity(IDLE_READ, stream);
+    let woken = tokio::select! {
+        woken = idle(&mut stream, &mut wakes) => woken,
+        _ = shutdown.wait() => Ok(Wake::Ended),
+    };
+    let result = match woken {
+        Ok(Wake::Ended) => Ok(()),
+        Ok(Wake::Session(waiter)) => {
+            Box::pin(awake_tunnel(&gateway, stream, pinned, Some(waiter), wakes, &awake)).await
+        }
+        Ok(Wake::AgentStartedSsh) => Box::pin(awake_tunnel(&gateway, stream, pinned, None, wakes, &awake)).await,
+        Err(err) => Err(err),
+    };
+    gateway.tunnels.remove_if(node, generation);
+    tracing::info!(node, "agent disconnected");
+    result
+}
+
+/// Why an idle tunnel stopped idling.
+enum Wake {
+    /// A session needs it.
+    Session(Waiter),
+    /// The agent began SSH by itself (an agent from before idle tunnels).
+    AgentStartedSsh,
+    /// The registry let it go (node removed, or a newer tunnel), or the gateway stops.
+    Ended,
+}
+
+/// Pings the idle tunnel and reads its pongs until a session wants it.
+async fn idle<S>(stream: &mut BufReader<S>, wakes: &mut tokio::sync::mpsc::Receiver<Waiter>) -> anyhow::Result<Wake>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_PING_EVERY, IDLE_PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = true;
+    loop {
+        tokio::select! {
+            waiter = wakes.recv() => return Ok(waiter.map_or(Wake::Ended, Wake::Session)),
+            _ = ping.tick() => {
+                if !heard {
+                    bail!("the agent answered no ping in {IDLE_PING_EVERY:?}");
+                }
+                heard = false;
+                stream.get_mut().write_all(IDLE_PING).await?;
+                stream.get_mut().flush().await?;
+            }
+            read = stream.fill_buf() => {
+                let buffered = read?;
+                match buffered.first() {
+                    None => bail!("the agent closed the tunnel"),
+                    Some(b'S') => return Ok(Wake::AgentStartedSsh),
+                    Some(_) => {}
+                }
+                // Anything else is a pong: proof of life, nothing more.
+                let n = buffered.len();
+                stream.consume(n);
+                heard = true;
+            }
+        }
+    }
+}
+
+/// Starts the tunnel's SSH and serves sessions' requests for its handle until it closes.
+async fn awake_tunnel<S>(
+    gateway: &Gateway,
+    stream: BufReader<S>,
+    pinned: Option<PublicKey>,
+    first: Option<Waiter>,
+    mut wakes: tokio::sync::mpsc::Receiver<Waiter>,
+    awake: &OnceLock<TunnelHandle>,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(20)),
@@ -248,31 +352,42 @@ where
         nodelay: true,
         ..Default::default()
     });
+    // What was read ahead (an agent's own SSH identification) goes to the SSH client first.
+    let stream = crate::listen::Prefixed::new(stream.buffer().to_vec(), stream.into_inner());
     let (alive, mut gone) = tokio::sync::oneshot::channel();
-    // The handshake's futures are boxed so the tunnel's long-lived task does not keep their size.
-    let mut handle = Box::pin(client::connect_stream(config, stream, TunnelClient { pinned, _alive: alive }))
+    let mut handle = client::connect_stream(config, stream, TunnelClient { pinned, _alive: alive })
         .await
         .context("tunnel SSH handshake")?;
-    let auth = Box::pin(handle.authenticate_none("portcullis")).await?;
+    let auth = handle.authenticate_none("portcullis").await?;
     if !auth.success() {
         bail!("the agent refused the tunnel login");
     }
     let handle = Arc::new(handle);
-    let generation = gateway.tunnels.insert(node, handle.clone());
-    tracing::info!(node, "agent connected");
-    let mut shutdown = gateway.shutdown.subscribe();
-    tokio::select! {
-        _ = &mut gone => {}
-        _ = shutdown.wait() => {}
+    let _ = awake.set(handle.clone());
+    if let Some(waiter) = first {
+        let _ = waiter.send(handle.clone());
     }
-    gateway.tunnels.remove_if(node, generation);
-    tracing::info!(node, "agent disconnected");
+    let mut shutdown = gateway.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = &mut gone => break,
+            _ = shutdown.wait() => break,
+            waiter = wakes.recv() => match waiter {
+                Some(waiter) => { let _ = waiter.send(handle.clone()); }
+                None => {
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "tunnel closed by the gateway", "en").await;
+                    break;
+                }
+            },
+        }
+    }
     Ok(())
 }
 
 /// Opens a byte stream to a connected agent's session server.
 pub async fn open_session(gateway: &Gateway, node: &str) -> anyhow::Result<russh::ChannelStream<client::Msg>> {
-    let handle = gateway.tunnels.get(node).with_context(|| format!("the agent of node {node} is not connected"))?;
+    let handle =
+        gateway.tunnels.get(node).await.with_context(|| format!("the agent of node {node} is not connected"))?;
     let channel = handle
         .channel_open_direct_tcpip(portcullis_proto::tunnel::SESSION_HOST, 22, "127.0.0.1", 0)
         .await

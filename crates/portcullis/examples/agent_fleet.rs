@@ -1,11 +1,15 @@
 //! `bench/agents`' measuring half: N node agents (the real agent library, as tasks in
 //! this one process) join one running gateway and hold their tunnels; the gateway's
 //! memory is read from `/proc/PID/smaps_rollup` with 1 tunnel, with all N, and after they
-//! have idled, and its CPU while they idle. One JSON object goes to stdout.
+//! have idled, and its CPU while they idle. With `--restart`, it then asks for the gateway
+//! to be restarted (it creates `DIR/restart-now`; the caller restarts the gateway on the same
+//! data dir and writes the new pid to the pid file) and reads the same figures once the
+//! whole fleet has reconnected by itself: a gateway's steady state, without the joins'
+//! garbage. One JSON object goes to stdout.
 //!
 //! ```text
-//! agent_fleet --gateway 127.0.0.1:PORT --admin-socket DATA/admin.sock --gateway-pid PID \
-//!             --agents 10000 --dir /tmp/fleet [--batch 500] [--idle-secs 30] [--label fleet=bench]
+//! agent_fleet --gateway 127.0.0.1:PORT --admin-socket DATA/admin.sock --gateway-pid-file FILE \
+//!             --agents 10000 --dir /tmp/fleet [--batch 500] [--idle-secs 30] [--label fleet=bench] [--restart]
 //! ```
 //!
 //! Agents join in batches; each batch must be connected (the gateway's `status` counts
@@ -25,8 +29,9 @@ use portcullis_proto::tunnel::JoinToken;
 struct Args {
     gateway: String,
     socket: PathBuf,
-    pid: u32,
+    pid_file: PathBuf,
     agents: usize,
+    restart: bool,
     dir: PathBuf,
     batch: usize,
     idle: Duration,
@@ -37,8 +42,9 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         gateway: String::new(),
         socket: PathBuf::new(),
-        pid: 0,
+        pid_file: PathBuf::new(),
         agents: 100,
+        restart: false,
         dir: PathBuf::new(),
         batch: 500,
         idle: Duration::from_secs(30),
@@ -46,11 +52,15 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--restart" {
+            args.restart = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--gateway" => args.gateway = value,
             "--admin-socket" => args.socket = value.into(),
-            "--gateway-pid" => args.pid = value.parse().context("--gateway-pid")?,
+            "--gateway-pid-file" => args.pid_file = value.into(),
             "--agents" => args.agents = value.parse().context("--agents")?,
             "--dir" => args.dir = value.into(),
             "--batch" => args.batch = value.parse::<usize>().context("--batch")?.max(1),
@@ -62,9 +72,8 @@ fn parse_args() -> anyhow::Result<Args> {
             other => bail!("unknown flag {other}"),
         }
     }
-    if args.gateway.is_empty() || args.socket.as_os_str().is_empty() || args.pid == 0 || args.dir.as_os_str().is_empty()
-    {
-        bail!("--gateway, --admin-socket, --gateway-pid and --dir are required");
+    if [&args.socket, &args.pid_file, &args.dir].iter().any(|p| p.as_os_str().is_empty()) || args.gateway.is_empty() {
+        bail!("--gateway, --admin-socket, --gateway-pid-file and --dir are required");
     }
     Ok(args)
 }
@@ -124,6 +133,27 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / 100.0)
 }
 
+/// The gateway's pid, from the file the caller keeps.
+fn gateway_pid(file: &Path) -> anyhow::Result<u32> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    text.trim().parse().with_context(|| format!("{}: not a pid", file.display()))
+}
+
+/// Memory with all tunnels up, then after `idle` (and the CPU spent meanwhile).
+fn settle(args: &Args) -> anyhow::Result<(BTreeMap<String, u64>, BTreeMap<String, u64>, f64)> {
+    let pid = gateway_pid(&args.pid_file)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let full = memory(pid)?;
+    let cpu_before = cpu_seconds(pid)?;
+    std::thread::sleep(args.idle);
+    let cpu_idle = cpu_seconds(pid)? - cpu_before;
+    Ok((full, memory(pid)?, cpu_idle))
+}
+
+fn kib(m: &BTreeMap<String, u64>) -> serde_json::Value {
+    serde_json::json!({ "rss": m["Rss"], "pss": m["Pss"], "anon": m["Anonymous"] })
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let started = Instant::now();
@@ -157,7 +187,7 @@ fn main() -> anyhow::Result<()> {
     agents.push(spawn(i, token));
     wait_connected(&args.socket, 1, Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(2));
-    let base = memory(args.pid)?;
+    let base = memory(gateway_pid(&args.pid_file)?)?;
     let joining = Instant::now();
     let mut batches = Vec::new();
     loop {
@@ -174,31 +204,53 @@ fn main() -> anyhow::Result<()> {
         batches.push(took.as_secs_f64());
     }
     let joined_s = joining.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let full = memory(args.pid)?;
-    let cpu_before = cpu_seconds(args.pid)?;
-    std::thread::sleep(args.idle);
-    let cpu_idle = cpu_seconds(args.pid)? - cpu_before;
-    let idle = memory(args.pid)?;
-    let held = connected(&args.socket)?;
+    let (full, idle, cpu_idle) = settle(&args)?;
+    let mut held = connected(&args.socket)?;
     let n = args.agents as f64;
     let per = |m: &BTreeMap<String, u64>, key: &str| (m[key] as f64 - base[key] as f64) / (n - 1.0).max(1.0);
-    let figures = serde_json::json!({
+    let mut figures = serde_json::json!({
         "agents": args.agents,
         "connected_after_idle": held,
         "tokens_minted_s": minted_s,
         "joined_s": joined_s,
         "batch_s": batches,
-        "gateway_kib": {
-            "one": { "rss": base["Rss"], "pss": base["Pss"], "anon": base["Anonymous"] },
-            "all": { "rss": full["Rss"], "pss": full["Pss"], "anon": full["Anonymous"] },
-            "idle": { "rss": idle["Rss"], "pss": idle["Pss"], "anon": idle["Anonymous"] },
-        },
+        "gateway_kib": { "one": kib(&base), "all": kib(&full), "idle": kib(&idle) },
         "per_tunnel_kib": { "rss_all": per(&full, "Rss"), "rss_idle": per(&idle, "Rss"), "pss_idle": per(&idle, "Pss") },
         "idle_secs": args.idle.as_secs(),
         "gateway_cpu_idle_s": cpu_idle,
-        "wall_s": started.elapsed().as_secs_f64(),
     });
+    if args.restart && held == args.agents as u64 {
+        let old = gateway_pid(&args.pid_file)?;
+        let marker = args.dir.join("restart-now");
+        std::fs::write(&marker, b"")?;
+        let asked = Instant::now();
+        // The caller restarts the gateway; the agents come back by themselves (back-off
+        // capped at 5 s). Bounded: two minutes for the restart, then the reconnects.
+        while gateway_pid(&args.pid_file).ok().is_none_or(|pid| pid == old) {
+            if asked.elapsed() > Duration::from_secs(120) {
+                bail!("the gateway was not restarted within 2 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut reconnected = None;
+        for _ in 0..600 {
+            if connected(&args.socket).is_ok_and(|c| c == args.agents as u64) {
+                reconnected = Some(asked.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let reconnected = reconnected.context("the fleet did not reconnect within 5 minutes of the restart")?;
+        let (full, idle, cpu_idle) = settle(&args)?;
+        held = connected(&args.socket)?;
+        figures["restarted"] = serde_json::json!({
+            "reconnected_s": reconnected.as_secs_f64(),
+            "gateway_kib": { "all": kib(&full), "idle": kib(&idle) },
+            "gateway_cpu_idle_s": cpu_idle,
+            "connected_after_idle": held,
+        });
+    }
+    figures["wall_s"] = serde_json::json!(started.elapsed().as_secs_f64());
     println!("{figures}");
 
     stop.send(true)?;

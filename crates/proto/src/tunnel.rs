@@ -6,6 +6,14 @@
 //! same TLS connection carries SSH, the agent being the server: every session is a
 //! `direct-tcpip` channel to [`SESSION_HOST`], inside which the gateway runs a second,
 //! end-to-end SSH connection that logs in with a user-CA certificate for one login.
+//!
+//! A tunnel starts idle, without SSH, which would cost the gateway ~95 KiB per tunnel:
+//! the gateway sends [`IDLE_PING`] every [`IDLE_PING_EVERY`], the agent answers
+//! [`IDLE_PONG`], and either side drops a tunnel it has not heard from in time. The
+//! gateway wakes it for the first session by starting SSH: its identification line
+//! (`SSH-2.0-…`, never a ping) tells the agent to start its SSH server. Late pongs reach
+//! the gateway's SSH client as lines before the server's identification, which SSH
+//! allows and skips (RFC 4253 §4.2).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +25,15 @@ pub const ALPN: &str = "portcullis-agent/1";
 pub const SESSION_HOST: &str = "portcullis-session";
 /// Longest join line either side accepts.
 pub const MAX_JOIN_LINE: usize = 64 * 1024;
+/// What the gateway sends an idle tunnel.
+pub const IDLE_PING: &[u8] = b"ping\n";
+/// What the agent answers.
+pub const IDLE_PONG: &[u8] = b"pong\n";
+/// How often the gateway pings an idle tunnel; it drops one that answered no ping since
+/// the previous one.
+pub const IDLE_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long an idle agent waits for a ping before it counts the tunnel as dead.
+pub const IDLE_SILENCE_MAX: std::time::Duration = std::time::Duration::from_secs(65);
 
 /// A one-time join token: a secret and the pin of the gateway's TLS certificate.
 #[derive(Clone, PartialEq, Eq)]
