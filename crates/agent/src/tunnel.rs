@@ -65,7 +65,7 @@ where
     // A small read-ahead: idle pings are 5 bytes, and SSH's large reads bypass it.
     let mut stream = BufReader::with_capacity(256, stream);
     tokio::select! {
-        woken = idle(&mut stream) => woken?,
+        woken = idle(&mut stream, IDLE_SILENCE_MAX) => woken?,
         () = shutdown.as_mut() => return Ok(Ended::Shutdown),
     }
     // russh runs the handler in its own task: the caller's span goes along by hand.
@@ -89,11 +89,11 @@ where
 }
 
 /// Answers the gateway's pings until its SSH identification line arrives (left unread,
-/// for the SSH server); fails when the gateway closes the tunnel or falls silent.
-async fn idle<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut BufReader<S>) -> anyhow::Result<()> {
+/// for the SSH server); fails when the gateway closes the tunnel or is silent for `silence`.
+async fn idle<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut BufReader<S>, silence: Duration) -> anyhow::Result<()> {
     loop {
-        let first = match tokio::time::timeout(IDLE_SILENCE_MAX, stream.fill_buf()).await {
-            Err(_) => anyhow::bail!("the gateway sent nothing for {IDLE_SILENCE_MAX:?}"),
+        let first = match tokio::time::timeout(silence, stream.fill_buf()).await {
+            Err(_) => anyhow::bail!("the gateway sent nothing for {silence:?}"),
             Ok(read) => read.context("reading the idle tunnel")?.first().copied(),
         };
         match first {
@@ -103,7 +103,7 @@ async fn idle<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut BufReader<S>) -> a
                 let mut line = Vec::with_capacity(IDLE_PING.len());
                 let mut limited = (&mut *stream).take(IDLE_PING.len() as u64);
                 let read = limited.read_until(b'\n', &mut line);
-                tokio::time::timeout(IDLE_SILENCE_MAX, read).await.context("a ping cut short")??;
+                tokio::time::timeout(silence, read).await.context("a ping cut short")??;
                 if line != IDLE_PING {
                     anyhow::bail!("the gateway sent {:?} in the idle tunnel", String::from_utf8_lossy(&line));
                 }
@@ -165,5 +165,49 @@ impl russh::server::Handler for Tunnel {
             .instrument(span),
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SILENCE: Duration = Duration::from_millis(100);
+
+    #[tokio::test]
+    async fn pings_are_answered_and_the_gateways_ssh_line_is_left_for_the_server() {
+        let (agent, mut gateway) = tokio::io::duplex(1024);
+        let mut stream = BufReader::with_capacity(256, agent);
+        let idling = tokio::spawn(async move { idle(&mut stream, SILENCE).await.map(|()| stream) });
+        for _ in 0..3 {
+            gateway.write_all(IDLE_PING).await.unwrap();
+            let mut pong = [0u8; 5];
+            tokio::time::timeout(SILENCE, gateway.read_exact(&mut pong)).await.unwrap().unwrap();
+            assert_eq!(&pong, IDLE_PONG);
+        }
+        gateway.write_all(b"SSH-2.0-portcullis_test\r\n").await.unwrap();
+        let mut stream = tokio::time::timeout(SILENCE * 5, idling).await.unwrap().unwrap().unwrap();
+        let mut line = String::new();
+        stream.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "SSH-2.0-portcullis_test\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_silent_or_garbled_gateway_ends_the_idle_tunnel() {
+        let (agent, _gateway) = tokio::io::duplex(1024);
+        let started = std::time::Instant::now();
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("silence").to_string();
+        assert!(err.contains("sent nothing"), "{err}");
+        assert!(started.elapsed() >= SILENCE);
+
+        let (agent, mut gateway) = tokio::io::duplex(1024);
+        gateway.write_all(b"hello\n").await.unwrap();
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("garbage").to_string();
+        assert!(err.contains("hello"), "{err}");
+
+        let (agent, gateway) = tokio::io::duplex(1024);
+        drop(gateway);
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("closed").to_string();
+        assert!(err.contains("closed the tunnel"), "{err}");
     }
 }

@@ -272,7 +272,7 @@ where
     let mut shutdown = gateway.shutdown.subscribe();
     let mut stream = BufReader::with_capacity(IDLE_READ, stream);
     let woken = tokio::select! {
-        woken = idle(&mut stream, &mut wakes) => woken,
+        woken = idle(&mut stream, &mut wakes, IDLE_PING_EVERY) => woken,
         _ = shutdown.wait() => Ok(Wake::Ended),
     };
     let result = match woken {
@@ -298,12 +298,16 @@ enum Wake {
     Ended,
 }
 
-/// Pings the idle tunnel and reads its pongs until a session wants it.
-async fn idle<S>(stream: &mut BufReader<S>, wakes: &mut tokio::sync::mpsc::Receiver<Waiter>) -> anyhow::Result<Wake>
+/// Pings the idle tunnel `every` so often and reads its pongs until a session wants it.
+async fn idle<S>(
+    stream: &mut BufReader<S>,
+    wakes: &mut tokio::sync::mpsc::Receiver<Waiter>,
+    every: Duration,
+) -> anyhow::Result<Wake>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_PING_EVERY, IDLE_PING_EVERY);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = true;
     loop {
@@ -311,7 +315,7 @@ where
             waiter = wakes.recv() => return Ok(waiter.map_or(Wake::Ended, Wake::Session)),
             _ = ping.tick() => {
                 if !heard {
-                    bail!("the agent answered no ping in {IDLE_PING_EVERY:?}");
+                    bail!("the agent answered no ping in {every:?}");
                 }
                 heard = false;
                 stream.get_mut().write_all(IDLE_PING).await?;
@@ -393,4 +397,78 @@ pub async fn open_session(gateway: &Gateway, node: &str) -> anyhow::Result<russh
         .await
         .context("open a session channel in the tunnel")?;
     Ok(channel.into_stream())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_proto::tunnel::IDLE_PONG;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    const EVERY: Duration = Duration::from_millis(40);
+
+    fn pair() -> (BufReader<DuplexStream>, DuplexStream) {
+        let (gateway, agent) = tokio::io::duplex(1024);
+        (BufReader::with_capacity(IDLE_READ, gateway), agent)
+    }
+
+    async fn read_ping(agent: &mut DuplexStream) {
+        let mut ping = [0u8; 5];
+        tokio::time::timeout(EVERY * 5, agent.read_exact(&mut ping)).await.expect("a ping in time").unwrap();
+        assert_eq!(&ping, IDLE_PING);
+    }
+
+    #[tokio::test]
+    async fn an_answering_agent_stays_idle_until_a_session_wakes_it() {
+        let (mut stream, mut agent) = pair();
+        let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
+        let idling = tokio::spawn(async move { idle(&mut stream, &mut wakes, EVERY).await.map(|w| (w, stream)) });
+        for _ in 0..4 {
+            read_ping(&mut agent).await;
+            agent.write_all(IDLE_PONG).await.unwrap();
+        }
+        assert!(!idling.is_finished(), "four answered pings keep it idle");
+        let (waiter, _answer) = tokio::sync::oneshot::channel();
+        wake.send(waiter).await.unwrap();
+        let (woken, stream) = tokio::time::timeout(EVERY * 5, idling).await.unwrap().unwrap().unwrap();
+        assert!(matches!(woken, Wake::Session(_)));
+        assert!(stream.buffer().is_empty(), "pongs are consumed, nothing is left for SSH");
+    }
+
+    #[tokio::test]
+    async fn a_silent_agent_is_dropped_after_one_unanswered_ping() {
+        let (mut stream, mut agent) = pair();
+        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
+        let started = tokio::time::Instant::now();
+        let idling = tokio::spawn(async move { idle(&mut stream, &mut wakes, EVERY).await });
+        read_ping(&mut agent).await;
+        let ended = tokio::time::timeout(EVERY * 10, idling).await.unwrap().unwrap();
+        let err = ended.err().expect("dropped").to_string();
+        assert!(err.contains("answered no ping"), "{err}");
+        assert!(started.elapsed() >= EVERY * 2, "only at the second ping's turn");
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_starts_ssh_itself_wakes_the_tunnel_with_its_bytes_kept() {
+        let (mut stream, mut agent) = pair();
+        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
+        agent.write_all(b"SSH-2.0-old-agent\r\n").await.unwrap();
+        let woken = idle(&mut stream, &mut wakes, EVERY).await.unwrap();
+        assert!(matches!(woken, Wake::AgentStartedSsh));
+        assert_eq!(stream.buffer(), b"SSH-2.0-old-agent\r\n", "left for the SSH client");
+    }
+
+    #[tokio::test]
+    async fn the_registry_letting_go_or_the_agent_closing_ends_the_idle_tunnel() {
+        let (mut stream, _agent) = pair();
+        let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
+        drop(wake);
+        assert!(matches!(idle(&mut stream, &mut wakes, EVERY).await.unwrap(), Wake::Ended));
+
+        let (mut stream, agent) = pair();
+        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
+        drop(agent);
+        let err = idle(&mut stream, &mut wakes, EVERY).await.err().expect("closed").to_string();
+        assert!(err.contains("closed the tunnel"), "{err}");
+    }
 }

@@ -102,9 +102,7 @@ impl CastWriter {
         }
         let pending =
             self.pending.get_or_insert_with(|| Pending { text: String::new(), raw: 0, first: now, last: now });
-        let start = pending.text.len();
-        self.output.push_into(bytes, &mut pending.text);
-        self.totals.dropped_controls += drop_ignored_controls(&mut pending.text, start) as u64;
+        self.totals.dropped_controls += decode_kept(&mut self.output, bytes, &mut pending.text) as u64;
         pending.raw += bytes.len() as u64;
         pending.last = now;
         if pending.text.len() >= EVENT_MAX {
@@ -251,22 +249,79 @@ fn ignored_by_terminals(byte: u8) -> bool {
     matches!(byte, 0x00..=0x06 | 0x10..=0x1a | 0x1c..=0x1f | 0x7f)
 }
 
-/// Drops the ignored controls from `text[start..]`; returns how many. They are ASCII,
-/// so every cut falls on a character boundary.
-fn drop_ignored_controls(text: &mut String, start: usize) -> usize {
-    let Some(first) = text.as_bytes()[start..].iter().position(|&b| ignored_by_terminals(b)) else { return 0 };
-    let tail = text.split_off(start + first);
-    let mut run = 0;
-    for (i, &byte) in tail.as_bytes().iter().enumerate() {
-        if ignored_by_terminals(byte) {
-            text.push_str(&tail[run..i]);
-            run = i + 1;
+/// Decodes `bytes` onto `out` without the controls terminals ignore; returns how many
+/// were dropped. The same text as decoding everything and then dropping them: the
+/// controls are ASCII, so one can only cut short a character the decoder holds, which
+/// then becomes U+FFFD exactly as before an ASCII byte. One pass over the bytes; a run
+/// of dropped bytes (binary output, `/dev/zero`) is never copied.
+fn decode_kept(decoder: &mut Utf8Decoder, bytes: &[u8], out: &mut String) -> usize {
+    let mut dropped = 0;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let kept = rest.iter().position(|&b| ignored_by_terminals(b)).unwrap_or(rest.len());
+        if kept > 0 {
+            decoder.push_into(&rest[..kept], out);
         }
+        rest = &rest[kept..];
+        let skipped = rest.iter().position(|&b| !ignored_by_terminals(b)).unwrap_or(rest.len());
+        if skipped > 0 && decoder.held_bytes() > 0 {
+            out.push_str(&decoder.finish());
+        }
+        dropped += skipped;
+        rest = &rest[skipped..];
     }
-    text.push_str(&tail[run..]);
-    tail.len() - (text.len() - (start + first))
+    dropped
 }
 
 fn since(earlier: Instant, now: Instant) -> Duration {
     now.saturating_duration_since(earlier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decoding everything, then dropping the controls: what `decode_kept` must equal.
+    fn reference(chunks: &[&[u8]]) -> (String, usize, u64) {
+        let mut decoder = Utf8Decoder::new();
+        let mut text = String::new();
+        for chunk in chunks {
+            decoder.push_into(chunk, &mut text);
+        }
+        let before = text.chars().count();
+        text.retain(|c| !(c.is_ascii() && ignored_by_terminals(c as u8)));
+        let dropped = before - text.chars().count();
+        (text, dropped, decoder.replaced_bytes())
+    }
+
+    fn kept(chunks: &[&[u8]]) -> (String, usize, u64) {
+        let mut decoder = Utf8Decoder::new();
+        let mut text = String::new();
+        let dropped = chunks.iter().map(|c| decode_kept(&mut decoder, c, &mut text)).sum();
+        (text, dropped, decoder.replaced_bytes())
+    }
+
+    #[test]
+    fn dropping_controls_while_decoding_equals_dropping_them_after() {
+        let cases: &[&[&[u8]]] = &[
+            &[b"\0\0\0"],
+            &["\0é\x01\x7fa€\x1b[0m\x07\0😀\0".as_bytes()],
+            &[b"plain text\r\n"],
+            // A character cut by a control, and one split across chunks around one.
+            &[b"x\xe2\x00\x82\xacy"],
+            &[b"a\xe2\x82", b"\xac\x00b"],
+            &[b"a\xe2", b"\x00", b"\x82\xac"],
+            &[b"\xff\x00\xfe", b"\x1f\x1b"],
+        ];
+        for chunks in cases {
+            assert_eq!(kept(chunks), reference(chunks), "{chunks:?}");
+        }
+        let noise: Vec<u8> = (0u32..20_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for size in [1, 3, 7, 64, 4096] {
+            let chunks: Vec<&[u8]> = noise.chunks(size).collect();
+            assert_eq!(kept(&chunks), reference(&chunks), "noise in chunks of {size}");
+        }
+        let zeros = vec![0u8; 32 * 1024];
+        assert_eq!(kept(&[&zeros]), (String::new(), zeros.len(), 0));
+    }
 }
