@@ -255,6 +255,13 @@ fn ignored_by_terminals(byte: u8) -> bool {
 /// then becomes U+FFFD exactly as before an ASCII byte. One pass over the bytes; a run
 /// of dropped bytes (binary output, `/dev/zero`) is never copied.
 fn decode_kept(decoder: &mut Utf8Decoder, bytes: &[u8], out: &mut String) -> usize {
+    // All NUL (`/dev/zero`, sparse files): one vectorised pass, nothing kept.
+    if bytes.iter().fold(0u8, |any, &b| any | b) == 0 {
+        if !bytes.is_empty() && decoder.held_bytes() > 0 {
+            out.push_str(&decoder.finish());
+        }
+        return bytes.len();
+    }
     let mut dropped = 0;
     let mut rest = bytes;
     while !rest.is_empty() {
