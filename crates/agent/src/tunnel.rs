@@ -196,18 +196,18 @@ mod tests {
     async fn a_silent_or_garbled_gateway_ends_the_idle_tunnel() {
         let (agent, _gateway) = tokio::io::duplex(1024);
         let started = std::time::Instant::now();
-        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("silence").to_string();
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.expect_err("silence").to_string();
         assert!(err.contains("sent nothing"), "{err}");
         assert!(started.elapsed() >= SILENCE);
 
         let (agent, mut gateway) = tokio::io::duplex(1024);
         gateway.write_all(b"hello\n").await.unwrap();
-        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("garbage").to_string();
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.expect_err("garbage").to_string();
         assert!(err.contains("hello"), "{err}");
 
         let (agent, gateway) = tokio::io::duplex(1024);
         drop(gateway);
-        let err = idle(&mut BufReader::new(agent), SILENCE).await.err().expect("closed").to_string();
+        let err = idle(&mut BufReader::new(agent), SILENCE).await.expect_err("closed").to_string();
         assert!(err.contains("closed the tunnel"), "{err}");
     }
 }

@@ -443,7 +443,8 @@ mod tests {
         let idling = tokio::spawn(async move { idle(&mut stream, &mut wakes, EVERY).await });
         read_ping(&mut agent).await;
         let ended = tokio::time::timeout(EVERY * 10, idling).await.unwrap().unwrap();
-        let err = ended.err().expect("dropped").to_string();
+        let Err(err) = ended else { panic!("a silent agent must be dropped") };
+        let err = err.to_string();
         assert!(err.contains("answered no ping"), "{err}");
         assert!(started.elapsed() >= EVERY * 2, "only at the second ping's turn");
     }
@@ -468,7 +469,8 @@ mod tests {
         let (mut stream, agent) = pair();
         let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
         drop(agent);
-        let err = idle(&mut stream, &mut wakes, EVERY).await.err().expect("closed").to_string();
+        let Err(err) = idle(&mut stream, &mut wakes, EVERY).await else { panic!("a closed agent ends the tunnel") };
+        let err = err.to_string();
         assert!(err.contains("closed the tunnel"), "{err}");
     }
 }
