@@ -97,7 +97,7 @@ pub async fn serve(gateway: Arc<Gateway>, stream: Stream, peer: Peer) -> anyhow:
     match alpn.as_deref() {
         None | Some(ALPN_H2) | Some(ALPN_HTTP1) => Box::pin(crate::web::serve(gateway, tls, peer)).await,
         Some(ALPN_SSH) => Box::pin(crate::ssh::serve(gateway, tls, peer)).await,
-        Some(ALPN_AGENT) => Box::pin(crate::tunnel::serve(gateway, tls, peer)).await,
+        Some(ALPN_AGENT) => Box::pin(crate::tunnel::serve(gateway, Box::new(tls), peer)).await,
         Some(other) => bail!("unexpected ALPN {:?}", String::from_utf8_lossy(other)),
     }
 }

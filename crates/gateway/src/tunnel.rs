@@ -34,7 +34,7 @@ const AGENT_CERT_DAYS: u64 = 5 * 365;
 /// How long a session waits for an idle tunnel's SSH to start.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read-ahead on an idle tunnel: pongs are 5 bytes, SSH's large reads bypass it.
-const IDLE_READ: usize = 256;
+const IDLE_READ: usize = 64;
 
 /// The tunnel's client handle, shared by every session through it.
 pub type TunnelHandle = Arc<client::Handle<TunnelClient>>;
@@ -135,9 +135,12 @@ impl client::Handler for TunnelClient {
 }
 
 /// Serves one agent connection: a join, or a tunnel for an agent with a certificate.
+///
+/// The stream comes boxed: it then lives in one allocation of its own size for the
+/// tunnel's whole life, instead of a slot in each future it passes through.
 pub async fn serve<S>(
     gateway: Arc<Gateway>,
-    stream: tokio_rustls::server::TlsStream<S>,
+    stream: Box<tokio_rustls::server::TlsStream<S>>,
     peer: Peer,
 ) -> anyhow::Result<()>
 where
@@ -261,10 +264,6 @@ async fn tunnel<S>(gateway: Arc<Gateway>, stream: S, node: &str) -> anyhow::Resu
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let pinned = match Box::pin(gateway.store.get_node(node)).await?.and_then(|n| n.host_key) {
-        Some(text) => Some(PublicKey::from_openssh(&text).context("stored agent host key")?),
-        None => None,
-    };
     let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
     let awake = Arc::new(OnceLock::new());
     let generation = gateway.tunnels.insert(node, wake, awake.clone());
@@ -277,10 +276,8 @@ where
     };
     let result = match woken {
         Ok(Wake::Ended) => Ok(()),
-        Ok(Wake::Session(waiter)) => {
-            Box::pin(awake_tunnel(&gateway, stream, pinned, Some(waiter), wakes, &awake)).await
-        }
-        Ok(Wake::AgentStartedSsh) => Box::pin(awake_tunnel(&gateway, stream, pinned, None, wakes, &awake)).await,
+        Ok(Wake::Session(waiter)) => Box::pin(awake_tunnel(&gateway, node, stream, Some(waiter), wakes, &awake)).await,
+        Ok(Wake::AgentStartedSsh) => Box::pin(awake_tunnel(&gateway, node, stream, None, wakes, &awake)).await,
         Err(err) => Err(err),
     };
     gateway.tunnels.remove_if(node, generation);
@@ -340,8 +337,8 @@ where
 /// Starts the tunnel's SSH and serves sessions' requests for its handle until it closes.
 async fn awake_tunnel<S>(
     gateway: &Gateway,
+    node: &str,
     stream: BufReader<S>,
-    pinned: Option<PublicKey>,
     first: Option<Waiter>,
     mut wakes: tokio::sync::mpsc::Receiver<Waiter>,
     awake: &OnceLock<TunnelHandle>,
@@ -349,6 +346,11 @@ async fn awake_tunnel<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The agent's host key as pinned now (read at wake-up, not held by every idle tunnel).
+    let pinned = match gateway.store.get_node(node).await?.and_then(|n| n.host_key) {
+        Some(text) => Some(PublicKey::from_openssh(&text).context("stored agent host key")?),
+        None => None,
+    };
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(20)),
