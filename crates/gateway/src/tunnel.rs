@@ -120,8 +120,8 @@ impl Registry {
 /// The gateway's side of a tunnel's SSH: the agent's host key must be the one pinned at join.
 pub struct TunnelClient {
     pinned: Option<PublicKey>,
-    /// Dropped with the handler when the tunnel's SSH session ends, which wakes
-    /// [`tunnel`]: an idle tunnel costs no timer.
+    /// Dropped with the handler when the tunnel's SSH session ends, which ends
+    /// [`awake_tunnel`]'s wait without a polling timer.
     _alive: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -276,8 +276,10 @@ where
     };
     let result = match woken {
         Ok(Wake::Ended) => Ok(()),
-        Ok(Wake::Session(waiter)) => Box::pin(awake_tunnel(&gateway, node, stream, Some(waiter), wakes, &awake)).await,
-        Ok(Wake::AgentStartedSsh) => Box::pin(awake_tunnel(&gateway, node, stream, None, wakes, &awake)).await,
+        Ok(wake) => {
+            let first = if let Wake::Session(waiter) = wake { Some(waiter) } else { None };
+            Box::pin(awake_tunnel(&gateway, node, stream, first, wakes, &awake)).await
+        }
         Err(err) => Err(err),
     };
     gateway.tunnels.remove_if(node, generation);

@@ -26,7 +26,7 @@ pub fn spawn_periodic() {
 }
 
 /// Returns free heap pages to the system now.
-pub fn release_free_heap() {
+fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointers and is thread-safe; it only releases
     // memory the allocator holds free.

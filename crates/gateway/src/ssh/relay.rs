@@ -71,9 +71,12 @@ struct Taps {
 }
 
 impl Taps {
-    /// Tells the ticker the recording holds something to flush (once per tick).
-    fn arm(&mut self, ticker: &tokio::sync::Notify) {
-        if self.recording.is_some() && !self.armed {
+    /// Feeds the recording, if the session has one: a failure is remembered, and the
+    /// ticker is told there is something to flush (once per tick).
+    fn record(&mut self, ticker: &tokio::sync::Notify, write: impl FnOnce(&mut Recording) -> std::io::Result<()>) {
+        let Some(recording) = self.recording.as_mut() else { return };
+        self.recording_failed |= write(recording).is_err();
+        if !self.armed {
             self.armed = true;
             ticker.notify_one();
         }
@@ -113,10 +116,7 @@ pub async fn run(
                         UserInput::Data(data) => {
                             live.input(data.len());
                             let events = tap(&taps, |t| {
-                                if let Some(r) = t.recording.as_mut() {
-                                    t.recording_failed |= r.input(&data).is_err();
-                                }
-                                t.arm(&wake);
+                                t.record(&wake, |r| r.input(&data));
                                 t.sftp.as_mut().map(|s| s.client_bytes(&data)).unwrap_or_default()
                             });
                             audit_files(&gateway, &live, events).await;
@@ -126,10 +126,7 @@ pub async fn run(
                         UserInput::Resize { cols, rows, pix_width, pix_height } => {
                             live.set_size(cols, rows);
                             tap(&taps, |t| {
-                                if let Some(r) = t.recording.as_mut() {
-                                    t.recording_failed |= r.resize(cols as u16, rows as u16).is_err();
-                                }
-                                t.arm(&wake);
+                                t.record(&wake, |r| r.resize(cols as u16, rows as u16));
                             });
                             node_tx.window_change(cols, rows, pix_width, pix_height).await
                         }
@@ -160,10 +157,7 @@ pub async fn run(
                         ChannelMsg::Data { data } => {
                             live.output(&data);
                             let events = tap(&taps, |t| {
-                                if let Some(r) = t.recording.as_mut() {
-                                    t.recording_failed |= r.output(&data).is_err();
-                                }
-                                t.arm(&wake);
+                                t.record(&wake, |r| r.output(&data));
                                 t.sftp.as_mut().map(|s| s.server_bytes(&data)).unwrap_or_default()
                             });
                             audit_files(&gateway, &live, events).await;
@@ -172,10 +166,7 @@ pub async fn run(
                         ChannelMsg::ExtendedData { data, .. } => {
                             live.output(&data);
                             tap(&taps, |t| {
-                                if let Some(r) = t.recording.as_mut() {
-                                    t.recording_failed |= r.output(&data).is_err();
-                                }
-                                t.arm(&wake);
+                                t.record(&wake, |r| r.output(&data));
                             });
                             user_tx.stderr(data).await
                         }
