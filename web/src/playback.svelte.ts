@@ -53,9 +53,9 @@ export class Playback {
   }
 
   /**
-   * `t` within the recording. One still being written has no duration yet, so no end; a
-   * finished one's duration is in whole seconds, so its last events may lie up to a second
-   * past it.
+   * `t` within the recording. One still being written has no duration yet, so no end; one
+   * cut off by a crash has a duration in whole seconds, so its last events may lie up to a
+   * second past it.
    */
   private clamp(t: number): number {
     return this.detail.duration === null ? Math.max(0, t) : clampTime(t, this.duration + 1);

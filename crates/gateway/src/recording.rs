@@ -127,6 +127,7 @@ impl Recorder {
             complete: false,
             started_at,
             ended_at: None,
+            duration_us: None,
         };
         let begun = match writer.header(&header, started) {
             Ok(()) => self.store.insert_recording(&row).await.context("cannot store recording metadata"),
@@ -201,10 +202,12 @@ impl Recording {
     /// every write succeeded.
     pub async fn finish(mut self, store: &Store) -> anyhow::Result<()> {
         // fsync blocks this thread briefly, once per session.
-        let written = self.writer.finish(Instant::now());
+        let at = Instant::now();
+        let written = self.writer.finish(at);
         let totals = self.writer.totals();
         let end = RecordingEnd {
             ended_at: now(),
+            duration_us: self.writer.elapsed(at).as_micros().try_into().unwrap_or(i64::MAX),
             bytes: totals.output_bytes as i64,
             capped_bytes: totals.capped_bytes as i64,
             replaced_bytes: totals.replaced_bytes as i64,

@@ -83,10 +83,12 @@ async fn ten_thousand_recordings_page_filter_and_search_correctly() {
             complete: false,
             started_at: started_at(i),
             ended_at: None,
+            duration_us: None,
         };
         store.insert_recording(&row).await.unwrap();
         let end = RecordingEnd {
             ended_at: started_at(i) + 7,
+            duration_us: 6_500_000,
             bytes: 100,
             capped_bytes: 0,
             replaced_bytes: 0,

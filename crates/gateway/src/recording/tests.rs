@@ -53,6 +53,7 @@ fn writer(cap_bytes: u64) -> (tempfile::TempDir, PathBuf, CastWriter, Instant) {
 #[tokio::test]
 async fn a_session_is_readable_while_it_runs_and_complete_after() {
     let (_tmp, store, recorder) = setup(64 << 20, false).await;
+    let begun = Instant::now();
     let mut rec = recorder.start(meta("alice", "gpu-01")).await.unwrap();
     assert_eq!(rec.id().len(), 32);
     assert!(rec.path().starts_with(recorder.dir()));
@@ -78,14 +79,21 @@ async fn a_session_is_readable_while_it_runs_and_complete_after() {
     assert!(events.windows(2).all(|w| w[0].time <= w[1].time));
 
     let row = store.get_recording(rec.id()).await.unwrap().unwrap();
-    assert!(!row.complete && row.ended_at.is_none());
+    assert!(!row.complete && row.ended_at.is_none() && row.duration_us.is_none());
     assert_eq!(recorder.path_of(&row), rec.path());
 
     let id = rec.id().to_string();
+    tokio::time::sleep(Duration::from_millis(30)).await;
     rec.finish(&store).await.unwrap();
+    let wall = begun.elapsed();
     let row = store.get_recording(&id).await.unwrap().unwrap();
     assert!(row.complete);
     assert!(row.ended_at.is_some());
+    // The length in the file's own clock, finer than the row's whole-second times: past
+    // the last event (and the pause after it), within the time the test took.
+    let last = events.last().unwrap().time;
+    let length = row.duration_us.expect("a finished recording says its length") as f64 / 1e6;
+    assert!(length >= last + 0.03 && length <= wall.as_secs_f64(), "{length} s: last event {last} s, wall {wall:?}");
     assert_eq!((row.bytes, row.capped_bytes, row.replaced_bytes), (19, 0, 0));
     assert_eq!((row.user.as_str(), row.node.as_str(), row.login.as_str()), ("alice", "gpu-01", "vendor"));
 }

@@ -165,6 +165,11 @@ impl CastWriter {
         Ok(self.totals)
     }
 
+    /// The recording's clock at `now`: no event is ever stamped later than this.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        since(self.started, now)
+    }
+
     /// What was seen so far.
     pub fn totals(&self) -> Totals {
         Totals { replaced_bytes: self.output.replaced_bytes() + self.totals.dropped_controls, ..self.totals }

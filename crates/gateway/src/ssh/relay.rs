@@ -56,8 +56,6 @@ pub struct Outcome {
     pub ended_by_gateway: Option<&'static str>,
     /// The connection to the node went away without the channel closing.
     pub node_lost: bool,
-    /// The recording, to be finished by the caller.
-    pub recording: Option<Recording>,
     /// Whether writing the recording failed.
     pub recording_failed: bool,
 }
@@ -253,12 +251,17 @@ pub async fn run(
         let _ = user_tx.stderr(bytes::Bytes::from_static(CLOSED_BY_GATEWAY)).await;
         let _ = user_tx.eof().await;
     }
+    // The recording is finished before the user's side closes: whoever saw the session
+    // end finds its recording complete, never still running.
+    let (recording, failed) = tap(&taps, |t| (t.recording.take(), t.recording_failed));
+    if let Some(recording) = recording
+        && let Err(err) = recording.finish(&gateway.store).await
+    {
+        tracing::error!("cannot finish the recording: {err:#}");
+    }
     user_tx.close().await;
-    let (events, recording, failed) = tap(&taps, |t| {
-        (t.sftp.as_mut().map(|s| s.finish()).unwrap_or_default(), t.recording.take(), t.recording_failed)
-    });
+    let events = tap(&taps, |t| t.sftp.as_mut().map(|s| s.finish()).unwrap_or_default());
     audit_files(&gateway, &live, events).await;
-    outcome.recording = recording;
     outcome.recording_failed = failed;
     outcome
 }

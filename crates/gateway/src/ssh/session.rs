@@ -347,11 +347,6 @@ async fn started(gateway: &Gateway, row: &SessionRow, grant: &Authorized, start:
 async fn finish(gateway: &Gateway, live: &crate::sessions::Live, outcome: relay::Outcome) {
     use std::sync::atomic::Ordering;
     let row = &live.row;
-    if let Some(recording) = outcome.recording
-        && let Err(err) = recording.finish(&gateway.store).await
-    {
-        tracing::error!("cannot finish the recording: {err:#}");
-    }
     if let Err(err) = gateway.store.end_session(&row.id).await {
         tracing::error!("cannot store the session's end: {err:#}");
     }

@@ -37,6 +37,9 @@ pub struct RecordingRow {
     pub started_at: i64,
     /// Unix seconds; none while the recording runs.
     pub ended_at: Option<i64>,
+    /// Microseconds from the start to the end in the recording's own clock; none while
+    /// it runs, and for one that was cut off before it could say.
+    pub duration_us: Option<i64>,
 }
 
 /// How a recording ended.
@@ -44,6 +47,8 @@ pub struct RecordingRow {
 pub struct RecordingEnd {
     /// Unix seconds.
     pub ended_at: i64,
+    /// Microseconds since the recording started, in its own clock.
+    pub duration_us: i64,
     /// Output bytes seen.
     pub bytes: i64,
     /// Output bytes past the cap.
@@ -68,7 +73,7 @@ pub struct RecordingFilter {
 }
 
 pub(super) const COLUMNS: &str = "id, session_id, user_name, node, login, client_addr, command, path, bytes, capped_bytes, \
-     replaced_bytes, complete, started_at, ended_at";
+     replaced_bytes, complete, started_at, ended_at, duration_us";
 
 pub(super) fn recording_row(row: &SqliteRow) -> anyhow::Result<RecordingRow> {
     Ok(RecordingRow {
@@ -86,6 +91,7 @@ pub(super) fn recording_row(row: &SqliteRow) -> anyhow::Result<RecordingRow> {
         complete: row.try_get::<i64, _>("complete")? != 0,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
+        duration_us: row.try_get("duration_us")?,
     })
 }
 
@@ -113,8 +119,8 @@ impl Store {
     /// Records how a recording ended.
     pub async fn finish_recording(&self, id: &str, end: &RecordingEnd) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE recordings SET ended_at = $2, bytes = $3, capped_bytes = $4, replaced_bytes = $5, complete = $6 \
-             WHERE id = $1",
+            "UPDATE recordings SET ended_at = $2, bytes = $3, capped_bytes = $4, replaced_bytes = $5, complete = $6, \
+             duration_us = $7 WHERE id = $1",
         )
         .bind(id)
         .bind(end.ended_at)
@@ -122,6 +128,7 @@ impl Store {
         .bind(end.capped_bytes)
         .bind(end.replaced_bytes)
         .bind(i64::from(end.complete))
+        .bind(end.duration_us)
         .execute(&self.pool)
         .await?;
         Ok(())

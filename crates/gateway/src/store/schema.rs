@@ -145,6 +145,11 @@ CREATE TABLE recording_keyframes (
 );
 CREATE VIRTUAL TABLE recording_text USING fts5(line, recording_id UNINDEXED, t UNINDEXED);
 "#,
+    // A recording's length in its own clock, in microseconds; `ended_at` is whole
+    // seconds, too coarse for a player's end.
+    r#"
+ALTER TABLE recordings ADD COLUMN duration_us INTEGER;
+"#,
 ];
 
 /// Brings the schema up to date.

@@ -248,8 +248,15 @@ fn summary(r: &RecordingRow) -> Value {
         "id": r.id, "session_id": r.session_id, "user": r.user, "node": r.node, "login": r.login,
         "client": r.client_addr, "command": r.command, "bytes": r.bytes, "complete": r.complete,
         "start": rfc3339(Some(r.started_at)), "end": r.ended_at.map(|e| rfc3339(Some(e))),
-        "duration": r.ended_at.map(|e| (e - r.started_at).max(0)),
+        "duration": duration(r),
     })
+}
+
+/// Seconds, to the microsecond where the recording said; whole seconds from the row's
+/// times for one cut off before it could.
+fn duration(r: &RecordingRow) -> Option<f64> {
+    let exact = r.duration_us.map(|us| us as f64 / 1e6);
+    exact.or_else(|| r.ended_at.map(|e| (e - r.started_at).max(0) as f64))
 }
 
 /// Drops the look-ahead row; returns the last row kept if there is a next page.

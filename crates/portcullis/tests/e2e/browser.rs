@@ -253,6 +253,9 @@ fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
     // The hit may be the typed command's line or its output's: either shows the word.
     let at_hit = report["player_text_at_hit"].as_str().unwrap_or_default();
     assert!(at_hit.contains("zebra-quartz"), "the player at the hit:\n{at_hit}\n{report}");
+    // The vendor saw the close only once the recording was finished, so it has an end.
+    let duration = report["player_duration"].as_f64().unwrap_or_default();
+    assert!(duration > 0.0, "the player opened a recording without an end: {report}");
     let at_end = report["player_text_at_end"].as_str().unwrap_or_default();
     assert!(at_end.contains("zebra-quartz-42"), "the player at the end:\n{at_end}");
     let recording = gw.ctl_json(&["recordings", "ls", "--user", "carol"]);

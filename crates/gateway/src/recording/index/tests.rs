@@ -205,6 +205,7 @@ fn row(id: &str, started_at: i64) -> RecordingRow {
         complete: false,
         started_at,
         ended_at: None,
+        duration_us: None,
     }
 }
 
