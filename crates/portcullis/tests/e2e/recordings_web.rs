@@ -102,7 +102,7 @@ fn admins_list_search_seek_and_download_recordings_and_nobody_else_sees_them() {
         (row["user"].as_str(), row["node"].as_str(), row["complete"].as_bool()),
         (Some("vendor"), Some("gpu-01"), Some(true))
     );
-    assert!(row["duration"].as_i64().unwrap() >= 20, "{row}");
+    assert!(row["duration"].as_f64().unwrap() >= 20.0, "{row}");
     for (query, expect) in [
         ("user=ops", 0),
         ("node=gpu-02", 0),
