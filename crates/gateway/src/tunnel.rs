@@ -48,19 +48,78 @@ pub struct Registry {
     generation: AtomicU64,
 }
 
-/// One agent's tunnel, as the registry holds it. Dropping it ends the tunnel: its task
-/// sees `wake` close.
+/// One agent's tunnel, as the registry holds it. Dropping it ends the tunnel.
 struct Connected {
-    /// To the tunnel's task: wake (if idle) and answer with the SSH handle.
-    wake: tokio::sync::mpsc::Sender<Waiter>,
-    /// The SSH handle once the tunnel has woken.
-    awake: Arc<OnceLock<TunnelHandle>>,
+    shared: Arc<Shared>,
     generation: u64,
 }
 
-impl Connected {
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// What the registry and a tunnel's task share: the sessions waiting for it to wake, and
+/// its SSH handle once awake. One small allocation, where a channel cost ten times as
+/// much: ten thousand idle tunnels are mostly their TLS streams and this.
+#[derive(Default)]
+struct Shared {
+    doors: Mutex<Doors>,
+    /// Rung for each waiter and at the close; only the tunnel's task listens.
+    bell: tokio::sync::Notify,
+    /// The SSH handle once the tunnel has woken.
+    awake: OnceLock<TunnelHandle>,
+}
+
+#[derive(Default)]
+struct Doors {
+    waiting: Vec<Waiter>,
+    /// The registry let go, or the tunnel's task ended.
+    closed: bool,
+}
+
+impl Shared {
+    fn doors(&self) -> std::sync::MutexGuard<'_, Doors> {
+        self.doors.lock().expect("tunnel lock poisoned")
+    }
+
     fn alive(&self) -> bool {
-        !self.wake.is_closed() && self.awake.get().is_none_or(|h| !h.is_closed())
+        !self.doors().closed && self.awake.get().is_none_or(|h| !h.is_closed())
+    }
+
+    /// Queues a session for the tunnel's handle; false once it is closed.
+    fn knock(&self, waiter: Waiter) -> bool {
+        let mut doors = self.doors();
+        if doors.closed {
+            return false;
+        }
+        doors.waiting.push(waiter);
+        self.bell.notify_one();
+        true
+    }
+
+    /// The next waiting session, or none once closed (the waiting are answered first).
+    async fn next(&self) -> Option<Waiter> {
+        loop {
+            {
+                let mut doors = self.doors();
+                if let Some(waiter) = doors.waiting.pop() {
+                    return Some(waiter);
+                }
+                if doors.closed {
+                    return None;
+                }
+            }
+            // A knock since the check left its permit: this returns at once.
+            self.bell.notified().await;
+        }
+    }
+
+    /// Ends the tunnel: no more knocks; the task sees it at its next wait.
+    fn close(&self) {
+        self.doors().closed = true;
+        self.bell.notify_one();
     }
 }
 
@@ -68,28 +127,29 @@ impl Registry {
     /// The tunnel to a node's agent, if it is connected; an idle one is woken (its SSH
     /// started) first.
     pub async fn get(&self, node: &str) -> Option<TunnelHandle> {
-        let (wake, awake) = {
+        let shared = {
             let agents = self.agents.lock().expect("registry lock poisoned");
-            let connected = agents.get(node).filter(|c| c.alive())?;
-            (connected.wake.clone(), connected.awake.clone())
+            agents.get(node).filter(|c| c.shared.alive())?.shared.clone()
         };
-        if let Some(handle) = awake.get() {
+        if let Some(handle) = shared.awake.get() {
             return Some(handle.clone());
         }
         let (waiter, answer) = tokio::sync::oneshot::channel();
-        wake.send(waiter).await.ok()?;
-        drop(wake);
+        if !shared.knock(waiter) {
+            return None;
+        }
+        drop(shared);
         tokio::time::timeout(WAKE_TIMEOUT, answer).await.ok()?.ok()
     }
 
     /// Whether a node's agent is connected.
     pub fn online(&self, node: &str) -> bool {
-        self.agents.lock().expect("registry lock poisoned").get(node).is_some_and(Connected::alive)
+        self.agents.lock().expect("registry lock poisoned").get(node).is_some_and(|c| c.shared.alive())
     }
 
     /// How many agents are connected.
     pub fn count(&self) -> usize {
-        self.agents.lock().expect("registry lock poisoned").values().filter(|c| c.alive()).count()
+        self.agents.lock().expect("registry lock poisoned").values().filter(|c| c.shared.alive()).count()
     }
 
     /// Drops a node's tunnel (the node was removed).
@@ -98,13 +158,13 @@ impl Registry {
     }
 
     /// Registers a node's new tunnel, ending any older one.
-    fn insert(&self, node: &str, wake: tokio::sync::mpsc::Sender<Waiter>, awake: Arc<OnceLock<TunnelHandle>>) -> u64 {
+    fn insert(&self, node: &str, shared: Arc<Shared>) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let old = self
             .agents
             .lock()
             .expect("registry lock poisoned")
-            .insert(node.to_string(), Connected { wake, awake, generation });
+            .insert(node.to_string(), Connected { shared, generation });
         drop(old);
         generation
     }
@@ -264,24 +324,25 @@ async fn tunnel<S>(gateway: Arc<Gateway>, stream: S, node: &str) -> anyhow::Resu
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
-    let awake = Arc::new(OnceLock::new());
-    let generation = gateway.tunnels.insert(node, wake, awake.clone());
+    let shared = Arc::new(Shared::default());
+    let generation = gateway.tunnels.insert(node, shared.clone());
     tracing::info!(node, "agent connected");
     let mut shutdown = gateway.shutdown.subscribe();
     let mut stream = BufReader::with_capacity(IDLE_READ, stream);
     let woken = tokio::select! {
-        woken = idle(&mut stream, &mut wakes, IDLE_PING_EVERY) => woken,
+        woken = idle(&mut stream, &shared, IDLE_PING_EVERY) => woken,
         _ = shutdown.wait() => Ok(Wake::Ended),
     };
     let result = match woken {
         Ok(Wake::Ended) => Ok(()),
         Ok(wake) => {
             let first = if let Wake::Session(waiter) = wake { Some(waiter) } else { None };
-            Box::pin(awake_tunnel(&gateway, node, stream, first, wakes, &awake)).await
+            Box::pin(awake_tunnel(&gateway, node, stream, first, &shared)).await
         }
         Err(err) => Err(err),
     };
+    // Sessions knocking from now on hear at once that it is gone.
+    shared.close();
     gateway.tunnels.remove_if(node, generation);
     tracing::info!(node, "agent disconnected");
     result
@@ -298,27 +359,25 @@ enum Wake {
 }
 
 /// Pings the idle tunnel `every` so often and reads its pongs until a session wants it.
-async fn idle<S>(
-    stream: &mut BufReader<S>,
-    wakes: &mut tokio::sync::mpsc::Receiver<Waiter>,
-    every: Duration,
-) -> anyhow::Result<Wake>
+async fn idle<S>(stream: &mut BufReader<S>, shared: &Shared, every: Duration) -> anyhow::Result<Wake>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A timer inside this future rather than an interval's boxed one.
+    let ping = tokio::time::sleep(every);
+    tokio::pin!(ping);
     let mut heard = true;
     loop {
         tokio::select! {
-            waiter = wakes.recv() => return Ok(waiter.map_or(Wake::Ended, Wake::Session)),
-            _ = ping.tick() => {
+            waiter = shared.next() => return Ok(waiter.map_or(Wake::Ended, Wake::Session)),
+            () = &mut ping => {
                 if !heard {
                     bail!("the agent answered no ping in {every:?}");
                 }
                 heard = false;
                 stream.get_mut().write_all(IDLE_PING).await?;
                 stream.get_mut().flush().await?;
+                ping.as_mut().reset(tokio::time::Instant::now() + every);
             }
             read = stream.fill_buf() => {
                 let buffered = read?;
@@ -342,8 +401,7 @@ async fn awake_tunnel<S>(
     node: &str,
     stream: BufReader<S>,
     first: Option<Waiter>,
-    mut wakes: tokio::sync::mpsc::Receiver<Waiter>,
-    awake: &OnceLock<TunnelHandle>,
+    shared: &Shared,
 ) -> anyhow::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -371,7 +429,7 @@ where
         bail!("the agent refused the tunnel login");
     }
     let handle = Arc::new(handle);
-    let _ = awake.set(handle.clone());
+    let _ = shared.awake.set(handle.clone());
     if let Some(waiter) = first {
         let _ = waiter.send(handle.clone());
     }
@@ -380,7 +438,7 @@ where
         tokio::select! {
             _ = &mut gone => break,
             _ = shutdown.wait() => break,
-            waiter = wakes.recv() => match waiter {
+            waiter = shared.next() => match waiter {
                 Some(waiter) => { let _ = waiter.send(handle.clone()); }
                 None => {
                     let _ = handle.disconnect(russh::Disconnect::ByApplication, "tunnel closed by the gateway", "en").await;
@@ -429,15 +487,16 @@ mod tests {
     #[tokio::test]
     async fn an_answering_agent_stays_idle_until_a_session_wakes_it() {
         let (mut stream, mut agent) = pair();
-        let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
-        let idling = tokio::spawn(async move { idle(&mut stream, &mut wakes, EVERY).await.map(|w| (w, stream)) });
+        let shared = Arc::new(Shared::default());
+        let knocking = shared.clone();
+        let idling = tokio::spawn(async move { idle(&mut stream, &shared, EVERY).await.map(|w| (w, stream)) });
         for _ in 0..4 {
             read_ping(&mut agent).await;
             agent.write_all(IDLE_PONG).await.unwrap();
         }
         assert!(!idling.is_finished(), "four answered pings keep it idle");
         let (waiter, _answer) = tokio::sync::oneshot::channel();
-        wake.send(waiter).await.unwrap();
+        assert!(knocking.knock(waiter));
         let (woken, stream) = tokio::time::timeout(PATIENCE, idling).await.unwrap().unwrap().unwrap();
         assert!(matches!(woken, Wake::Session(_)));
         assert!(stream.buffer().is_empty(), "pongs are consumed, nothing is left for SSH");
@@ -446,9 +505,8 @@ mod tests {
     #[tokio::test]
     async fn a_silent_agent_is_dropped_after_one_unanswered_ping() {
         let (mut stream, mut agent) = pair();
-        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
         let started = tokio::time::Instant::now();
-        let idling = tokio::spawn(async move { idle(&mut stream, &mut wakes, EVERY).await });
+        let idling = tokio::spawn(async move { idle(&mut stream, &Shared::default(), EVERY).await });
         read_ping(&mut agent).await;
         let ended = tokio::time::timeout(PATIENCE, idling).await.unwrap().unwrap();
         let Err(err) = ended else { panic!("a silent agent must be dropped") };
@@ -460,24 +518,48 @@ mod tests {
     #[tokio::test]
     async fn an_agent_that_starts_ssh_itself_wakes_the_tunnel_with_its_bytes_kept() {
         let (mut stream, mut agent) = pair();
-        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
         agent.write_all(b"SSH-2.0-old-agent\r\n").await.unwrap();
-        let woken = idle(&mut stream, &mut wakes, EVERY).await.unwrap();
+        let woken = idle(&mut stream, &Shared::default(), EVERY).await.unwrap();
         assert!(matches!(woken, Wake::AgentStartedSsh));
         assert_eq!(stream.buffer(), b"SSH-2.0-old-agent\r\n", "left for the SSH client");
     }
 
     #[tokio::test]
+    async fn every_knock_is_taken_and_the_registry_letting_go_closes_the_tunnel() {
+        let shared = Arc::new(Shared::default());
+        let answers: Vec<_> = (0..3)
+            .map(|_| {
+                let (waiter, answer) = tokio::sync::oneshot::channel();
+                assert!(shared.knock(waiter));
+                answer
+            })
+            .collect();
+        for _ in &answers {
+            tokio::time::timeout(PATIENCE, shared.next()).await.unwrap().expect("a waiting session");
+        }
+        let registry = Registry::default();
+        registry.insert("gpu-01", shared.clone());
+        assert!(registry.online("gpu-01") && registry.count() == 1);
+        registry.disconnect("gpu-01");
+        assert!(tokio::time::timeout(PATIENCE, shared.next()).await.unwrap().is_none());
+        assert!(!shared.alive());
+        assert!(registry.get("gpu-01").await.is_none());
+    }
+
+    #[tokio::test]
     async fn the_registry_letting_go_or_the_agent_closing_ends_the_idle_tunnel() {
         let (mut stream, _agent) = pair();
-        let (wake, mut wakes) = tokio::sync::mpsc::channel(8);
-        drop(wake);
-        assert!(matches!(idle(&mut stream, &mut wakes, EVERY).await.unwrap(), Wake::Ended));
+        let shared = Shared::default();
+        shared.close();
+        assert!(matches!(idle(&mut stream, &shared, EVERY).await.unwrap(), Wake::Ended));
+        let (waiter, _answer) = tokio::sync::oneshot::channel();
+        assert!(!shared.knock(waiter), "no knocking on a closed tunnel");
 
         let (mut stream, agent) = pair();
-        let (_wake, mut wakes) = tokio::sync::mpsc::channel(8);
         drop(agent);
-        let Err(err) = idle(&mut stream, &mut wakes, EVERY).await else { panic!("a closed agent ends the tunnel") };
+        let Err(err) = idle(&mut stream, &Shared::default(), EVERY).await else {
+            panic!("a closed agent ends the tunnel")
+        };
         let err = err.to_string();
         assert!(err.contains("closed the tunnel"), "{err}");
     }
