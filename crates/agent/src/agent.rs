@@ -138,6 +138,10 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()> + Send)
         };
         match tracing::Instrument::instrument(attempt, span.clone()).await {
             Ok(Ended::Shutdown) => return Ok(()),
+            // After a while: most likely an unused tunnel sent back to idle, so no alarm.
+            Ok(Ended::Closed) if started.elapsed() > STABLE_AFTER => {
+                span.in_scope(|| tracing::info!("tunnel closed by the gateway"))
+            }
             Ok(Ended::Closed) => span.in_scope(|| tracing::warn!("tunnel closed by the gateway")),
             Err(err) => span.in_scope(|| tracing::warn!("tunnel down: {}", explain(&err))),
         }

@@ -28,7 +28,21 @@ pub struct Config {
     pub recordings: Recordings,
     /// Statically configured agentless nodes.
     pub nodes: Vec<StaticNode>,
+    /// Agent tunnels.
+    pub agents: Agents,
 }
+
+/// Agent tunnel settings.
+#[derive(Debug, Clone)]
+pub struct Agents {
+    /// A woken tunnel (one that carried sessions) with none open for this long goes back to
+    /// idle: the gateway closes it, the agent reconnects at once, and it costs what an
+    /// idle tunnel costs until the next session.
+    pub awake_idle: std::time::Duration,
+}
+
+/// `agents.awake_idle` unless set.
+pub const DEFAULT_AWAKE_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The shared listener's settings.
 #[derive(Debug, Clone)]
@@ -114,6 +128,14 @@ struct RawConfig {
     recordings: RawRecordings,
     #[serde(default)]
     nodes: Vec<RawNode>,
+    #[serde(default)]
+    agents: RawAgents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgents {
+    awake_idle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +239,13 @@ impl RawConfig {
             }
             nodes.push(StaticNode { name: node.name, addr: node.addr, labels: node.labels });
         }
+        let awake_idle = match self.agents.awake_idle {
+            None => DEFAULT_AWAKE_IDLE,
+            Some(text) => humantime::parse_duration(&text)
+                .ok()
+                .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
+                .ok_or_else(|| anyhow::anyhow!("agents.awake_idle: {text:?} is not a duration from 1s to 24h"))?,
+        };
         Ok(Config {
             data_dir: self.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen,
@@ -224,6 +253,7 @@ impl RawConfig {
             storage_url,
             recordings,
             nodes,
+            agents: Agents { awake_idle },
         })
     }
 }
@@ -371,6 +401,13 @@ labels = { gpu = "h800" }
     }
 
     #[test]
+    fn agents_awake_idle_defaults_and_parses() {
+        assert_eq!(Config::parse("").unwrap().agents.awake_idle, DEFAULT_AWAKE_IDLE);
+        let c = Config::parse("[agents]\nawake_idle = \"90s\"").unwrap();
+        assert_eq!(c.agents.awake_idle, std::time::Duration::from_secs(90));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("[listen]\nallow = [\"10.0.0.0/33\"]", "listen.allow[0]"),
@@ -386,6 +423,9 @@ labels = { gpu = "h800" }
             ("[recordings]\nurl = \"ftp://x\"", "recordings.url"),
             ("listen = 3", "listen"),
             ("[listen]\nhandshake_timeout = \"forever\"", "listen.handshake_timeout"),
+            ("[agents]\nawake_idle = \"0s\"", "agents.awake_idle"),
+            ("[agents]\nawake_idle = \"2d\"", "agents.awake_idle"),
+            ("[agents]\nidle = \"5m\"", "unknown field"),
             ("[listen]\nmax_connections = 0", "listen.max_connections"),
             ("[listen]\nmax_connections = 10\nmax_connections_per_source = 11", "listen.max_connections_per_source"),
         ];

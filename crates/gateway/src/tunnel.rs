@@ -35,6 +35,11 @@ const AGENT_CERT_DAYS: u64 = 5 * 365;
 const WAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read-ahead on an idle tunnel: pongs are 5 bytes, SSH's large reads bypass it.
 const IDLE_READ: usize = 64;
+/// How long a session waits for a tunnel that went back to idle to reconnect (the agent
+/// dials again within a second or so).
+const REJOIN_WAIT: Duration = Duration::from_secs(10);
+/// Longest gap between checks of whether a woken tunnel has been quiet long enough.
+const REST_CHECK_MAX: Duration = Duration::from_secs(30);
 
 /// The tunnel's client handle, shared by every session through it.
 pub type TunnelHandle = Arc<client::Handle<TunnelClient>>;
@@ -46,6 +51,42 @@ type Waiter = tokio::sync::oneshot::Sender<TunnelHandle>;
 pub struct Registry {
     agents: Mutex<HashMap<String, Connected>>,
     generation: AtomicU64,
+    /// Nodes whose woken tunnel the gateway closed to go back to idle, and when: their
+    /// agents are reconnecting, so they count as online and sessions wait for them.
+    resting: Mutex<HashMap<String, std::time::Instant>>,
+    /// Rung whenever a tunnel registers.
+    joined: tokio::sync::Notify,
+}
+
+/// A tunnel handed to a session; while it (or the stream opened with it) lives, the
+/// tunnel counts as in use and stays awake.
+pub struct Tunnel {
+    /// The SSH client handle.
+    pub handle: TunnelHandle,
+    in_use: InUse,
+}
+
+/// One use of a tunnel, counted in its [`Shared`] until dropped.
+struct InUse(Arc<Shared>);
+
+impl InUse {
+    /// A use of the tunnel, unless it is closed (or closing to go back to idle).
+    fn take(shared: &Arc<Shared>) -> Option<InUse> {
+        let mut doors = shared.doors();
+        if doors.closed {
+            return None;
+        }
+        doors.in_use += 1;
+        Some(InUse(shared.clone()))
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut doors = self.0.doors();
+        doors.in_use -= 1;
+        doors.quiet_since = Some(std::time::Instant::now());
+    }
 }
 
 /// One agent's tunnel, as the registry holds it. Dropping it ends the tunnel.
@@ -77,6 +118,10 @@ struct Doors {
     waiting: Vec<Waiter>,
     /// The registry let go, or the tunnel's task ended.
     closed: bool,
+    /// Sessions holding the tunnel (from asking for it to closing their stream).
+    in_use: usize,
+    /// When the last one let go.
+    quiet_since: Option<std::time::Instant>,
 }
 
 impl Shared {
@@ -116,6 +161,22 @@ impl Shared {
         }
     }
 
+    /// Whether nobody has used the tunnel for `rest`: none holds it, and the last let go
+    /// that long ago (a tunnel never used is not quiet: it was woken by its agent).
+    fn quiet_for(&self, rest: Duration) -> bool {
+        let doors = self.doors();
+        doors.in_use == 0 && doors.quiet_since.is_some_and(|t| t.elapsed() >= rest)
+    }
+
+    /// Closes the tunnel if it is [quiet](Shared::quiet_for) for `rest`, in one step with
+    /// that check, so no session can take it up in between.
+    fn try_rest(&self, rest: Duration) -> bool {
+        let mut doors = self.doors();
+        let quiet = doors.in_use == 0 && doors.quiet_since.is_some_and(|t| t.elapsed() >= rest);
+        doors.closed |= quiet;
+        quiet
+    }
+
     /// Ends the tunnel: no more knocks; the task sees it at its next wait.
     fn close(&self) {
         self.doors().closed = true;
@@ -125,26 +186,50 @@ impl Shared {
 
 impl Registry {
     /// The tunnel to a node's agent, if it is connected; an idle one is woken (its SSH
-    /// started) first.
-    pub async fn get(&self, node: &str) -> Option<TunnelHandle> {
-        let shared = {
-            let agents = self.agents.lock().expect("registry lock poisoned");
-            agents.get(node).filter(|c| c.shared.alive())?.shared.clone()
+    /// started) first, and one going back to idle is waited for while its agent redials.
+    pub async fn get(&self, node: &str) -> Option<Tunnel> {
+        let deadline = tokio::time::Instant::now() + REJOIN_WAIT;
+        // Counted from the start, so the tunnel cannot go back to idle under a starting session.
+        let (shared, in_use) = loop {
+            let joined = self.joined.notified();
+            tokio::pin!(joined);
+            joined.as_mut().enable();
+            if let Some(shared) = self.alive(node)
+                && let Some(in_use) = InUse::take(&shared)
+            {
+                break (shared, in_use);
+            }
+            if !self.resting(node) {
+                return None;
+            }
+            tokio::time::timeout_at(deadline, joined).await.ok()?;
         };
         if let Some(handle) = shared.awake.get() {
-            return Some(handle.clone());
+            return Some(Tunnel { handle: handle.clone(), in_use });
         }
         let (waiter, answer) = tokio::sync::oneshot::channel();
         if !shared.knock(waiter) {
             return None;
         }
         drop(shared);
-        tokio::time::timeout(WAKE_TIMEOUT, answer).await.ok()?.ok()
+        let handle = tokio::time::timeout(WAKE_TIMEOUT, answer).await.ok()?.ok()?;
+        Some(Tunnel { handle, in_use })
     }
 
-    /// Whether a node's agent is connected.
+    fn alive(&self, node: &str) -> Option<Arc<Shared>> {
+        let agents = self.agents.lock().expect("registry lock poisoned");
+        agents.get(node).filter(|c| c.shared.alive()).map(|c| c.shared.clone())
+    }
+
+    /// Whether a node's tunnel went back to idle a moment ago (its agent is redialling).
+    fn resting(&self, node: &str) -> bool {
+        let resting = self.resting.lock().expect("registry lock poisoned");
+        resting.get(node).is_some_and(|since| since.elapsed() < REJOIN_WAIT)
+    }
+
+    /// Whether a node's agent is connected (or reconnecting after its tunnel went back to idle).
     pub fn online(&self, node: &str) -> bool {
-        self.agents.lock().expect("registry lock poisoned").get(node).is_some_and(|c| c.shared.alive())
+        self.alive(node).is_some() || self.resting(node)
     }
 
     /// How many agents are connected.
@@ -166,7 +251,16 @@ impl Registry {
             .expect("registry lock poisoned")
             .insert(node.to_string(), Connected { shared, generation });
         drop(old);
+        self.resting.lock().expect("registry lock poisoned").remove(node);
+        self.joined.notify_waiters();
         generation
+    }
+
+    /// Notes that a node's tunnel is closing to go back to idle.
+    fn rest(&self, node: &str) {
+        let mut resting = self.resting.lock().expect("registry lock poisoned");
+        resting.retain(|_, since| since.elapsed() < REJOIN_WAIT);
+        resting.insert(node.to_string(), std::time::Instant::now());
     }
 
     fn remove_if(&self, node: &str, generation: u64) {
@@ -334,7 +428,7 @@ where
         _ = shutdown.wait() => Ok(Wake::Ended),
     };
     let result = match woken {
-        Ok(Wake::Ended) => Ok(()),
+        Ok(Wake::Ended) => Ok(Awake::Ended),
         Ok(wake) => {
             let first = if let Wake::Session(waiter) = wake { Some(waiter) } else { None };
             Box::pin(awake_tunnel(&gateway, node, stream, first, &shared)).await
@@ -344,8 +438,21 @@ where
     // Sessions knocking from now on hear at once that it is gone.
     shared.close();
     gateway.tunnels.remove_if(node, generation);
-    tracing::info!(node, "agent disconnected");
-    result
+    match result {
+        Ok(Awake::Rested) => {
+            let rest = gateway.config.agents.awake_idle;
+            tracing::info!(node, "agent tunnel unused for {rest:?}: closed so the agent reconnects idle");
+            Ok(())
+        }
+        Ok(Awake::Ended) => {
+            tracing::info!(node, "agent disconnected");
+            Ok(())
+        }
+        Err(err) => {
+            tracing::info!(node, "agent disconnected");
+            Err(err)
+        }
+    }
 }
 
 /// Why an idle tunnel stopped idling.
@@ -395,14 +502,23 @@ where
     }
 }
 
-/// Starts the tunnel's SSH and serves sessions' requests for its handle until it closes.
+/// How an awake tunnel ended.
+enum Awake {
+    /// The agent, the registry or the gateway's shutdown ended it.
+    Ended,
+    /// Nobody used it for `agents.awake_idle`: closed so that the agent reconnects idle.
+    Rested,
+}
+
+/// Starts the tunnel's SSH and serves sessions' requests for its handle until it closes,
+/// or (when a session woke it) until it has been unused for `agents.awake_idle`.
 async fn awake_tunnel<S>(
     gateway: &Gateway,
     node: &str,
     stream: BufReader<S>,
     first: Option<Waiter>,
     shared: &Shared,
-) -> anyhow::Result<()>
+) -> anyhow::Result<Awake>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -430,14 +546,27 @@ where
     }
     let handle = Arc::new(handle);
     let _ = shared.awake.set(handle.clone());
+    // An agent that started SSH by itself predates idle tunnels and would only start it
+    // again: only a tunnel a session woke goes back to idle.
+    let may_rest = first.is_some();
     if let Some(waiter) = first {
         let _ = waiter.send(handle.clone());
     }
+    let rest = gateway.config.agents.awake_idle;
+    let mut check = tokio::time::interval((rest / 4).min(REST_CHECK_MAX));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = gateway.shutdown.subscribe();
     loop {
         tokio::select! {
             _ = &mut gone => break,
             _ = shutdown.wait() => break,
+            _ = check.tick(), if may_rest => {
+                // Marked resting first: a session that finds it closed waits for the agent.
+                if shared.quiet_for(rest) && { gateway.tunnels.rest(node); shared.try_rest(rest) } {
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "tunnel unused: reconnect idle", "en").await;
+                    return Ok(Awake::Rested);
+                }
+            }
             waiter = shared.next() => match waiter {
                 Some(waiter) => { let _ = waiter.send(handle.clone()); }
                 None => {
@@ -447,18 +576,60 @@ where
             },
         }
     }
-    Ok(())
+    Ok(Awake::Ended)
 }
 
-/// Opens a byte stream to a connected agent's session server.
-pub async fn open_session(gateway: &Gateway, node: &str) -> anyhow::Result<russh::ChannelStream<client::Msg>> {
-    let handle =
+/// Opens a byte stream to a connected agent's session server; the tunnel stays awake
+/// while the stream lives.
+pub async fn open_session(gateway: &Gateway, node: &str) -> anyhow::Result<TunnelStream> {
+    let tunnel =
         gateway.tunnels.get(node).await.with_context(|| format!("the agent of node {node} is not connected"))?;
-    let channel = handle
+    let channel = tunnel
+        .handle
         .channel_open_direct_tcpip(portcullis_proto::tunnel::SESSION_HOST, 22, "127.0.0.1", 0)
         .await
         .context("open a session channel in the tunnel")?;
-    Ok(channel.into_stream())
+    Ok(TunnelStream { stream: channel.into_stream(), _in_use: tunnel.in_use })
+}
+
+/// A session's stream through an agent tunnel, counted as a use of the tunnel.
+pub struct TunnelStream {
+    stream: russh::ChannelStream<client::Msg>,
+    _in_use: InUse,
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -544,6 +715,46 @@ mod tests {
         assert!(tokio::time::timeout(PATIENCE, shared.next()).await.unwrap().is_none());
         assert!(!shared.alive());
         assert!(registry.get("gpu-01").await.is_none());
+    }
+
+    #[test]
+    fn a_used_tunnel_is_quiet_only_once_every_use_let_go() {
+        let shared = Arc::new(Shared::default());
+        assert!(!shared.quiet_for(Duration::ZERO), "never used by a session: its agent woke it");
+        let first = InUse::take(&shared).unwrap();
+        let second = InUse::take(&shared).unwrap();
+        drop(first);
+        assert!(!shared.quiet_for(Duration::ZERO) && !shared.try_rest(Duration::ZERO), "one session still holds it");
+        drop(second);
+        assert!(shared.quiet_for(Duration::ZERO));
+        assert!(!shared.try_rest(Duration::from_secs(60)), "quiet, but not for that long");
+        assert!(shared.alive());
+        assert!(shared.try_rest(Duration::ZERO));
+        assert!(!shared.alive() && InUse::take(&shared).is_none(), "resting: closed to new sessions");
+    }
+
+    #[tokio::test]
+    async fn a_resting_node_stays_online_and_its_sessions_wait_for_the_agent_to_redial() {
+        let registry = Arc::new(Registry::default());
+        let started = tokio::time::Instant::now();
+        assert!(registry.get("gpu-01").await.is_none());
+        assert!(started.elapsed() < REJOIN_WAIT / 2, "a node that is not resting is not waited for");
+        assert!(!registry.online("gpu-01"));
+
+        registry.rest("gpu-01");
+        assert!(registry.online("gpu-01"), "online while its agent redials");
+        let asking = registry.clone();
+        let session = tokio::spawn(async move { asking.get("gpu-01").await.is_some() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!session.is_finished(), "the session waits for the agent");
+        let shared = Arc::new(Shared::default());
+        registry.insert("gpu-01", shared.clone());
+        let waiter = tokio::time::timeout(PATIENCE, shared.next()).await.unwrap();
+        assert!(waiter.is_some(), "the waiting session knocked on the new tunnel");
+        assert!(!shared.quiet_for(Duration::ZERO), "and holds it while it waits");
+        drop(waiter);
+        assert!(!tokio::time::timeout(PATIENCE, session).await.unwrap().unwrap(), "no handle came: none");
+        assert!(registry.resting.lock().unwrap().is_empty(), "the new tunnel ended the rest");
     }
 
     #[tokio::test]

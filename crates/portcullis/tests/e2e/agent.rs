@@ -130,3 +130,46 @@ fn start_demo_serves_a_local_node_as_the_current_user() {
         ssh_base(&key, gw.addr.port()).arg(format!("{}@demo@127.0.0.1", me())).arg("echo again").output().unwrap();
     assert_eq!(text(&out.stdout), "again\n", "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_woken_tunnel_left_unused_goes_back_to_idle_and_the_node_stays_reachable() {
+    let gw = TestGateway::start_logged("", "[agents]\nawake_idle = \"2s\"\n", "info,russh=warn,sqlx=warn");
+    roles(&gw);
+    let key = gw.user_with_key("edgeuser", "edge");
+    let token = gw.ctl_ok(&["tokens", "create", "--ttl", "10m", "--labels", "site=edge"]).trim().to_string();
+    let data = gw.dir.path().join("agent-data");
+    let _running = agent(&gw, &["--token", &token, "--name", "edge-01"], &data);
+    eventually("edge-01 online", Duration::from_secs(30), || online(&gw, "edge-01"));
+    let connected = || gw.stderr().matches("agent connected").count();
+    let rested = || gw.stderr().matches("closed so the agent reconnects idle").count();
+    assert_eq!((connected(), rested()), (1, 0));
+
+    let target = format!("{}@edge-01@127.0.0.1", me());
+    let echo = || {
+        let out = ssh_base(&key, gw.addr.port()).arg(&target).arg("echo $((6*7))").output().unwrap();
+        assert_eq!(text(&out.stdout), "42\n", "{}", text(&out.stderr));
+    };
+    echo();
+    // The pool holds the node connection (and so the tunnel) for a minute; a lock closes
+    // the user's pooled connections at once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rested(), 0, "a pooled connection keeps the tunnel awake");
+    gw.ctl_ok(&["users", "lock", "edgeuser"]);
+    gw.ctl_ok(&["users", "unlock", "edgeuser"]);
+
+    // Unused for 2 s: the gateway closes it, the agent dials again and is idle; the node
+    // never shows offline meanwhile.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut offline_seen = 0;
+    while !(rested() == 1 && connected() == 2) {
+        assert!(std::time::Instant::now() < deadline, "no rest and reconnect:\n{}", gw.stderr());
+        offline_seen += usize::from(!online(&gw, "edge-01"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(offline_seen, 0, "the node showed offline while its agent reconnected");
+    assert!(online(&gw, "edge-01"));
+
+    // The next session wakes the new, idle tunnel; the node works as before.
+    echo();
+    assert_eq!(connected(), 2, "no further reconnect");
+}
