@@ -241,10 +241,7 @@ impl RawConfig {
         }
         let awake_idle = match self.agents.awake_idle {
             None => DEFAULT_AWAKE_IDLE,
-            Some(text) => humantime::parse_duration(&text)
-                .ok()
-                .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
-                .ok_or_else(|| anyhow::anyhow!("agents.awake_idle: {text:?} is not a duration from 1s to 24h"))?,
+            Some(text) => parse_duration("agents.awake_idle", &text, 86_400, "24h")?,
         };
         Ok(Config {
             data_dir: self.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
@@ -286,11 +283,7 @@ impl RawListen {
         }
         let handshake_timeout = match self.handshake_timeout {
             None => std::time::Duration::from_secs(30),
-            Some(text) => {
-                humantime::parse_duration(&text).ok().filter(|d| !d.is_zero() && d.as_secs() <= 600).ok_or_else(
-                    || anyhow::anyhow!("listen.handshake_timeout: {text:?} is not a duration from 1s to 10m"),
-                )?
-            }
+            Some(text) => parse_duration("listen.handshake_timeout", &text, 600, "10m")?,
         };
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if !(1..=1_000_000).contains(&max_connections) {
@@ -311,6 +304,14 @@ impl RawListen {
             max_connections_per_source,
         })
     }
+}
+
+/// A duration setting from 1 s up to `max_secs` (`max_text` in the error).
+fn parse_duration(key: &str, text: &str, max_secs: u64, max_text: &str) -> anyhow::Result<std::time::Duration> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() <= max_secs)
+        .ok_or_else(|| anyhow::anyhow!("{key}: {text:?} is not a duration from 1s to {max_text}"))
 }
 
 fn parse_cidrs(key: &str, list: &[String]) -> anyhow::Result<Vec<IpNet>> {

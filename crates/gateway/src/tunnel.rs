@@ -124,6 +124,14 @@ struct Doors {
     quiet_since: Option<std::time::Instant>,
 }
 
+impl Doors {
+    /// None holds the tunnel, and the last let go at least `rest` ago (a tunnel never used
+    /// is not quiet: its agent woke it).
+    fn quiet_for(&self, rest: Duration) -> bool {
+        self.in_use == 0 && self.quiet_since.is_some_and(|t| t.elapsed() >= rest)
+    }
+}
+
 impl Shared {
     fn doors(&self) -> std::sync::MutexGuard<'_, Doors> {
         self.doors.lock().expect("tunnel lock poisoned")
@@ -161,18 +169,16 @@ impl Shared {
         }
     }
 
-    /// Whether nobody has used the tunnel for `rest`: none holds it, and the last let go
-    /// that long ago (a tunnel never used is not quiet: it was woken by its agent).
+    /// Whether nobody has used the tunnel for `rest` ([`Doors::quiet_for`]).
     fn quiet_for(&self, rest: Duration) -> bool {
-        let doors = self.doors();
-        doors.in_use == 0 && doors.quiet_since.is_some_and(|t| t.elapsed() >= rest)
+        self.doors().quiet_for(rest)
     }
 
-    /// Closes the tunnel if it is [quiet](Shared::quiet_for) for `rest`, in one step with
-    /// that check, so no session can take it up in between.
+    /// Closes the tunnel if it is quiet for `rest`, in one step with that check, so no
+    /// session can take it up in between.
     fn try_rest(&self, rest: Duration) -> bool {
         let mut doors = self.doors();
-        let quiet = doors.in_use == 0 && doors.quiet_since.is_some_and(|t| t.elapsed() >= rest);
+        let quiet = doors.quiet_for(rest);
         doors.closed |= quiet;
         quiet
     }
@@ -438,21 +444,13 @@ where
     // Sessions knocking from now on hear at once that it is gone.
     shared.close();
     gateway.tunnels.remove_if(node, generation);
-    match result {
-        Ok(Awake::Rested) => {
-            let rest = gateway.config.agents.awake_idle;
-            tracing::info!(node, "agent tunnel unused for {rest:?}: closed so the agent reconnects idle");
-            Ok(())
-        }
-        Ok(Awake::Ended) => {
-            tracing::info!(node, "agent disconnected");
-            Ok(())
-        }
-        Err(err) => {
-            tracing::info!(node, "agent disconnected");
-            Err(err)
-        }
+    if let Ok(Awake::Rested) = result {
+        let rest = gateway.config.agents.awake_idle;
+        tracing::info!(node, "agent tunnel unused for {rest:?}: closed so the agent reconnects idle");
+    } else {
+        tracing::info!(node, "agent disconnected");
     }
+    result.map(|_| ())
 }
 
 /// Why an idle tunnel stopped idling.
@@ -561,10 +559,13 @@ where
             _ = &mut gone => break,
             _ = shutdown.wait() => break,
             _ = check.tick(), if may_rest => {
-                // Marked resting first: a session that finds it closed waits for the agent.
-                if shared.quiet_for(rest) && { gateway.tunnels.rest(node); shared.try_rest(rest) } {
-                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "tunnel unused: reconnect idle", "en").await;
-                    return Ok(Awake::Rested);
+                if shared.quiet_for(rest) {
+                    // Marked resting first: a session that then finds it closed waits for the agent.
+                    gateway.tunnels.rest(node);
+                    if shared.try_rest(rest) {
+                        let _ = handle.disconnect(russh::Disconnect::ByApplication, "tunnel unused: reconnect idle", "en").await;
+                        return Ok(Awake::Rested);
+                    }
                 }
             }
             waiter = shared.next() => match waiter {
