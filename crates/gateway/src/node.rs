@@ -98,6 +98,7 @@ async fn dial(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<c
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         nodelay: true,
+        preferred: crate::ssh::client_preferred(),
         ..Default::default()
     });
     let connecting = async {

@@ -530,6 +530,7 @@ where
         keepalive_interval: Some(Duration::from_secs(20)),
         keepalive_max: 3,
         nodelay: true,
+        preferred: crate::ssh::client_preferred(),
         ..Default::default()
     });
     // What was read ahead (an agent's own SSH identification) goes to the SSH client first.
