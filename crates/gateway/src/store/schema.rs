@@ -150,6 +150,11 @@ CREATE VIRTUAL TABLE recording_text USING fts5(line, recording_id UNINDEXED, t U
     r#"
 ALTER TABLE recordings ADD COLUMN duration_us INTEGER;
 "#,
+    // Every agent tunnel looks its node up by certificate: without an index a fleet's
+    // reconnect after a restart scanned the whole table once per agent.
+    r#"
+CREATE INDEX nodes_agent_cert ON nodes(agent_cert);
+"#,
 ];
 
 /// Brings the schema up to date.

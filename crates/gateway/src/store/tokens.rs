@@ -121,3 +121,32 @@ impl Store {
         Ok(row.map(|r| r.try_get("name")).transpose()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tunnel_finds_its_node_by_certificate_through_an_index_not_a_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite://t.db", tmp.path(), true).await.unwrap();
+        // A fleet's worth of agent nodes: SQLite scans tables it estimates tiny anyway.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
+             INSERT INTO nodes (name, labels, source, created_at, agent_cert)
+             SELECT 'node-' || i, '', 'agent', 0, 'cert-' || i FROM n",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let plan = sqlx::query("EXPLAIN QUERY PLAN SELECT name FROM nodes WHERE agent_cert = $1 AND source = 'agent'")
+            .bind("cert-500")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        let steps: Vec<String> = plan.iter().map(|r| r.try_get("detail").unwrap()).collect();
+        assert!(steps.iter().any(|s| s.contains("USING INDEX nodes_agent_cert")), "{steps:?}");
+        assert_eq!(store.node_by_agent_cert("cert-500").await.unwrap().as_deref(), Some("node-500"));
+        assert_eq!(store.node_by_agent_cert("cert-1000").await.unwrap(), None);
+    }
+}
