@@ -73,6 +73,9 @@ pub enum AsciicastError {
     /// An event's code is none of `o`, `i`, `r`, `m`.
     #[error("unknown event code {0:?}")]
     UnknownKind(String),
+    /// An event's time lies past [`MAX_EVENT_TIME`].
+    #[error("event time {0} s is out of range")]
+    TimeOutOfRange(f64),
     /// A complete line that cannot be read.
     #[error("line {line}: {source}")]
     AtLine {
@@ -163,6 +166,10 @@ impl EventKind {
     }
 }
 
+/// The latest event time read, in seconds: 2^53 microseconds (~285 years), the most an
+/// `f64` holds to the microsecond. Later times could not be written back as they read.
+pub const MAX_EVENT_TIME: f64 = 9_007_199_254.740_992;
+
 /// One event as a compact JSON array, without the newline.
 ///
 /// The time keeps at most 6 decimals (microseconds); negative or non-finite times
@@ -247,6 +254,9 @@ pub fn parse_resize(data: &str) -> Option<(u16, u16)> {
 /// Reads one event line.
 pub fn parse_event(line: &str) -> Result<Event, AsciicastError> {
     let (time, code, data): (f64, String, String) = serde_json::from_str(line)?;
+    if time > MAX_EVENT_TIME {
+        return Err(AsciicastError::TimeOutOfRange(time));
+    }
     let kind = EventKind::from_code(&code).ok_or(AsciicastError::UnknownKind(code))?;
     Ok(Event { time, kind, data })
 }

@@ -128,6 +128,15 @@ fn events_parse_back() {
     assert_eq!(parse_resize("80x24"), Some((80, 24)));
     assert_eq!(parse_resize("80x"), None);
     assert!(matches!(parse_event(r#"[1.0, "z", "x"]"#), Err(AsciicastError::UnknownKind(k)) if k == "z"));
+    // Found by the fuzzer: 1e80 s read, then saturated to u64::MAX microseconds on write.
+    assert!(matches!(parse_event(r#"[1e80, "o", "x"]"#), Err(AsciicastError::TimeOutOfRange(_))));
+    assert!(matches!(
+        parse_event(&format!("[{:.6}, \"o\", \"x\"]", MAX_EVENT_TIME + 1.0)),
+        Err(AsciicastError::TimeOutOfRange(_))
+    ));
+    let latest = parse_event(&format!("[{MAX_EVENT_TIME}, \"o\", \"x\"]")).unwrap();
+    let again = parse_event(&event_line(latest.time, latest.kind, &latest.data)).unwrap();
+    assert!((again.time - MAX_EVENT_TIME).abs() <= 1e-6 * MAX_EVENT_TIME);
     assert!(matches!(parse_event(r#"[1.0, "o"]"#), Err(AsciicastError::Json(_))));
     assert!(matches!(parse_event(r#"{"time": 1}"#), Err(AsciicastError::Json(_))));
 }
