@@ -11,6 +11,8 @@
 # EXIT trap) stops exactly the processes started here, by pid.
 #
 # Knobs: BENCH_KEX (curve25519-sha256; "default" = OpenSSH's own list),
+#        BENCH_CIPHERS (unset = OpenSSH's own list; e.g. aes256-gcm@openssh.com pins
+#        every OpenSSH client, the user hop included, to that cipher),
 #        REC_MAX_BYTES (268435456: the 64 MiB default cap would stop recording
 #        the 91.8 MB PTY figure part way through, hiding its cost),
 #        PORTCULLIS (path of the binary), RUST_LOG for the gateway.
@@ -70,6 +72,7 @@ ssh_cfg() {   # ssh_cfg FILE KEY [KEX]
     echo "  ControlMaster no"
     echo "  ControlPath none"
     if [ -n "${3:-}" ] && [ "$3" != default ]; then echo "  KexAlgorithms $3"; fi
+    if [ -n "${BENCH_CIPHERS:-}" ]; then echo "  Ciphers $BENCH_CIPHERS"; fi
   } > "$1"
 }
 
