@@ -93,14 +93,7 @@ async fn dial(gateway: &Gateway, node: &NodeRow, grant: &Authorized) -> Result<c
     };
     let presented = Arc::new(Mutex::new(None));
     let client = NodeClient { pinned: pinned.clone(), presented: presented.clone() };
-    let config = Arc::new(client::Config {
-        inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(30)),
-        keepalive_max: 4,
-        nodelay: true,
-        preferred: crate::ssh::client_preferred(),
-        ..Default::default()
-    });
+    let config = crate::ssh::client_config(Duration::from_secs(30), 4);
     let connecting = async {
         match addr {
             Some(addr) => {

@@ -41,6 +41,20 @@ pub fn server_config(host_key: russh::keys::PrivateKey) -> Arc<russh::server::Co
     })
 }
 
+/// The settings of every SSH connection the gateway makes as a client (to a node's sshd,
+/// to an agent's tunnel): no inactivity cut, keepalives as given, no Nagle delay, and
+/// [`client_preferred`]'s algorithms.
+pub fn client_config(keepalive_interval: Duration, keepalive_max: usize) -> Arc<russh::client::Config> {
+    Arc::new(russh::client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(keepalive_interval),
+        keepalive_max,
+        nodelay: true,
+        preferred: client_preferred(),
+        ..Default::default()
+    })
+}
+
 /// The algorithms the gateway asks for when it is the SSH client (to a node's sshd, to
 /// an agent's tunnel). The client's order decides, so this picks the hop's cipher.
 /// Where the CPU has AES and carry-less multiply instructions (every x86 GPU node of

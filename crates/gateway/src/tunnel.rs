@@ -525,14 +525,7 @@ where
         Some(text) => Some(PublicKey::from_openssh(&text).context("stored agent host key")?),
         None => None,
     };
-    let config = Arc::new(client::Config {
-        inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(20)),
-        keepalive_max: 3,
-        nodelay: true,
-        preferred: crate::ssh::client_preferred(),
-        ..Default::default()
-    });
+    let config = crate::ssh::client_config(Duration::from_secs(20), 3);
     // What was read ahead (an agent's own SSH identification) goes to the SSH client first.
     let stream = crate::listen::Prefixed::new(stream.buffer().to_vec(), stream.into_inner());
     let (alive, mut gone) = tokio::sync::oneshot::channel();
