@@ -168,6 +168,23 @@ pub async fn gpus() -> Labels {
     gpus_from(Path::new("nvidia-smi"), PROBE_TIMEOUT).await
 }
 
+/// Spawns `command`, trying again a few times while its program is busy being written
+/// (ETXTBSY: a driver upgrade replacing nvidia-smi, or any process forked while another held
+/// the file open for writing, which keeps it open until that child's exec).
+async fn spawn(command: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    const TRIES: u32 = 5;
+    let mut tries = 1;
+    loop {
+        match command.spawn() {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// GPU labels from running `program` with [`QUERY`], waiting at most `timeout`.
 pub async fn gpus_from(program: &Path, timeout: Duration) -> Labels {
     use tokio::io::AsyncReadExt;
@@ -179,7 +196,7 @@ pub async fn gpus_from(program: &Path, timeout: Duration) -> Labels {
         .stderr(std::process::Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = match command.spawn() {
+    let mut child = match spawn(&mut command).await {
         Ok(child) => child,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Labels::new(),
         Err(err) => {
