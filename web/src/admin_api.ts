@@ -39,6 +39,8 @@ export interface Recording {
   end: string | null;
   /** Seconds; null while the recording still runs. */
   duration: number | null;
+  /** Seconds of a running recording surely in its file when answered; null once ended. */
+  written: number | null;
 }
 
 /** `GET /api/recordings/{id}`: what the player needs besides the list's fields. */
@@ -84,6 +86,8 @@ export interface Frames {
   events: CastEvent[];
   /** Whether the recording ends within the window asked for. */
   end: boolean;
+  /** The events are complete up to here: the next request starts after it. */
+  through: number;
 }
 
 /** An audit event exactly as in the log: fixed keys plus the event's own. */
@@ -238,12 +242,17 @@ export function castUrl(id: string): string {
  * `eventsOnly`, just the events after `from`.
  */
 export function frames(id: string, from: number, until: number, eventsOnly = false): Promise<Frames> {
-  const window = query({ from: seconds(from), until: seconds(until), events_only: eventsOnly ? 'true' : null });
+  const window = query({
+    from: seconds(from, Math.floor),
+    until: seconds(until, Math.ceil),
+    events_only: eventsOnly ? 'true' : null,
+  });
   return call('GET', `/api/recordings/${part(id)}/frames${window}`);
 }
 
-// Times in queries: milliseconds are plenty, and keep URLs short.
-const seconds = (t: number) => String(Math.max(0, Math.round(t * 1000) / 1000));
+// Times in queries: milliseconds are plenty, and keep URLs short. Rounded outwards, so a
+// window never loses an event at its edges (the player drops those it already has).
+const seconds = (t: number, round: (x: number) => number) => String(Math.max(0, round(t * 1000) / 1000));
 
 // --- audit ---
 

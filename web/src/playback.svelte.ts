@@ -4,7 +4,6 @@ import {
   WINDOW,
   clampTime,
   clockTime,
-  continueFrom,
   dueCount,
   heldAt,
   needsMore,
@@ -13,6 +12,9 @@ import {
   wakeIn,
   type Clock,
 } from './player';
+
+/** How long to wait before asking again when an answer brought nothing new (a running recording's end). */
+const POLL_MS = 1000;
 import { parseSize } from './xterm_view';
 
 /** Where the player is: the `player` element's data-state. */
@@ -38,6 +40,8 @@ export class Playback {
   /** Whether the recording's end has been received. */
   private end = false;
   private fetching = false;
+  /** No fetch before this performance.now() time: the last one found nothing new yet. */
+  private quietUntil = 0;
   /** Bumped by every seek, so answers to older requests are dropped. */
   private generation = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -70,6 +74,7 @@ export class Playback {
     this.time = t;
     this.error = '';
     this.fetching = false;
+    this.quietUntil = 0;
     let answer;
     try {
       answer = await frames(this.detail.id, t, t + WINDOW);
@@ -88,7 +93,7 @@ export class Playback {
     for (const event of now) this.apply(event);
     this.queue = later;
     this.end = answer.end;
-    this.known = continueFrom(answer.events, t + WINDOW);
+    this.known = answer.through;
     await new Promise<void>((done) => this.term.write('', done));
     if (generation !== this.generation) return;
     this.clock = { media: t, wall: performance.now(), speed: this.speed, running: play };
@@ -161,7 +166,9 @@ export class Playback {
       this.finish();
       return;
     }
-    if (!this.end && !this.fetching && needsMore(this.known, t, this.speed)) void this.fetchMore();
+    if (!this.end && !this.fetching && wall >= this.quietUntil && needsMore(this.known, t, this.speed)) {
+      void this.fetchMore();
+    }
     const next = this.queue.length > 0 ? this.queue[0][0] : this.end ? this.duration : null;
     this.timer = setTimeout(() => this.tick(), wakeIn(next, t, this.speed));
   }
@@ -176,7 +183,8 @@ export class Playback {
       const fresh = answer.events.filter((event) => event[0] > from).sort((a, b) => a[0] - b[0]);
       this.queue.push(...fresh);
       this.end = answer.end;
-      this.known = continueFrom(fresh, from + WINDOW);
+      this.known = Math.max(from, answer.through);
+      if (fresh.length === 0 && !answer.end) this.quietUntil = performance.now() + POLL_MS;
     } catch (error) {
       if (generation !== this.generation) return;
       this.error = errorText(error);
@@ -192,8 +200,10 @@ export class Playback {
 
   private finish(): void {
     this.stopTimer();
-    this.clock = { ...this.clock, media: this.duration, running: false };
-    this.time = this.duration;
+    // One that was running when opened ends where its last event played.
+    const end = this.detail.duration === null ? this.time : this.duration;
+    this.clock = { ...this.clock, media: end, running: false };
+    this.time = end;
     this.state = 'ended';
   }
 

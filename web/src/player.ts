@@ -51,14 +51,6 @@ export function splitAt(events: readonly CastEvent[], t: number): { now: CastEve
   return { now: sorted.slice(0, n), later: sorted.slice(n) };
 }
 
-/**
- * Where the next `events_only` request starts: after the last event received (safe even if
- * the server answered fewer events than the window holds), or the window's end if none.
- */
-export function continueFrom(events: readonly CastEvent[], until: number): number {
-  return events.length > 0 ? Math.max(...events.map((event) => event[0])) : until;
-}
-
 /** Whether to fetch more: the known events run out within a few seconds of playing. */
 export function needsMore(known: number, t: number, speed: number): boolean {
   return known - t < Math.max(5, 3 * speed);

@@ -17,6 +17,7 @@ import {
   log,
   main,
   newPage,
+  newTab,
   openTerminal,
   pageText,
   redeemInvite,
@@ -114,6 +115,60 @@ async function watchSession(admin, vendor, flow, results) {
   });
   await screenshot(admin, flow.screenshots, 'sessions.png');
   return sessionRow;
+}
+
+// In a second tab (the first keeps watching): the running recording opens in the player,
+// whose slider reaches as far as the file surely holds and grows; seeking near its end and
+// playing shows the marker the vendor printed, and the player follows what comes next.
+async function playRunning(admin, vendor, flow, results) {
+  const expect = `${flow.marker}-42`;
+  const tab = await newTab(admin, results.page_errors, 'admin tab');
+  try {
+    await tab.goto(flow.base_url);
+    const row = `${byTestId('rec-row')}[data-user="${flow.vendor.user}"]`;
+    const player = await step("open the vendor's running recording", async () => {
+      await tab.click(byTestId('nav-recordings'));
+      await tab.click(row);
+      const player = `${byTestId('player')}[data-running="true"]`;
+      await tab.waitForSelector(`${player}:not([data-state="loading"])`);
+      return player;
+    });
+    const seekMax = () => tab.$eval(byTestId('player-seek'), (input) => Number(input.max));
+    await step('its slider reaches past the start and grows', async () => {
+      results.running_seek_max = await seekMax();
+      await tab.waitForFunction(
+        ([selector, first]) => Number(document.querySelector(selector).max) > first + 0.9,
+        [byTestId('player-seek'), results.running_seek_max],
+      );
+      results.running_seek_max_later = await seekMax();
+    });
+    await step(`seek near the end and play: the player shows ${expect}`, async () => {
+      await tab.$eval(byTestId('player-seek'), (input) => {
+        input.value = String(Math.max(0, Number(input.max) - 1));
+        input.dispatchEvent(new Event('change', { bubbles: true }));
+      });
+      await tab.click(byTestId('player-play'));
+      await tab.waitForFunction((text) => window.portcullisPlayerText().includes(text), expect);
+      results.running_player_text = (await playerText(tab)).trimEnd();
+    });
+    const later = `${flow.marker}-later`;
+    await step(`the vendor prints ${later}-6; the playing player reaches it`, async () => {
+      await vendor.keyboard.type(`echo ${later}-$((2*3))`);
+      await vendor.keyboard.press('Enter');
+      const start = Date.now();
+      await tab
+        .waitForFunction((text) => window.portcullisPlayerText().includes(text), `${later}-6`)
+        .catch(async () => {
+          throw new Error(`the player never showed ${later}-6; it shows:\n${(await playerText(tab)).trimEnd()}`);
+        });
+      results.running_follow_ms = Date.now() - start;
+      log(`the running recording's player showed new output after ${results.running_follow_ms} ms`);
+      results.running_player_state = await tab.getAttribute(player, 'data-state');
+    });
+  } finally {
+    await tab.close();
+    await admin.bringToFront();
+  }
 }
 
 async function killSession(admin, vendor, sessionRow, results) {
@@ -302,6 +357,7 @@ async function run(flow) {
     results.vendor_totp_secret = await redeemInvite(vendor, { base_url: flow.base_url, ...flow.vendor });
     await openTerminal(vendor, { node: flow.node, login: flow.vendor.login });
     const sessionRow = await watchSession(admin, vendor, flow, results);
+    await playRunning(admin, vendor, flow, results);
     await killSession(admin, vendor, sessionRow, results);
     await searchAndPlay(admin, flow, results);
     await readAudit(admin, flow, results);

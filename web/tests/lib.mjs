@@ -129,6 +129,15 @@ export async function newPage(browser, errors, label = '') {
     acceptDownloads: true,
     viewport: { width: 1200, height: 800 },
   });
+  return watchedPage(context, errors, label);
+}
+
+/** Another page in `page`'s browser context (signed in as the same user). */
+export async function newTab(page, errors, label = '') {
+  return watchedPage(page.context(), errors, label);
+}
+
+async function watchedPage(context, errors, label) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   const who = label ? `${label} ` : '';

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use super::Store;
 
 /// One recording's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordingRow {
     /// Random hex id; also the file's name.
     pub id: String,

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -33,6 +33,9 @@ use crate::store::{RecordingQuery, RecordingRow, rfc3339};
 const FRAMES_MAX_BYTES: u64 = 1 << 20;
 /// Seconds of events a frames answer covers when `until` is not given.
 const DEFAULT_WINDOW_SECS: f64 = 30.0;
+/// How far behind the present a running recording's file may lag: the relay writes output
+/// out within half a second, and the row's start is in whole seconds.
+const SETTLE_SECS: f64 = 3.0;
 /// Longest search text.
 const MAX_QUERY: usize = 1000;
 
@@ -215,10 +218,13 @@ pub async fn frames(
     if !events_only {
         audit_read(&gateway, &caller, &row, "frames").await?;
     }
+    let last = window.events.last().map(|e| e.time);
+    let running = written(&row, SystemTime::now()).filter(|_| window.at_end);
+    let through = complete_through(last, start, until, running);
     let events: Vec<Value> = window.events.iter().map(|e| json!([e.time, e.kind.code(), e.data])).collect();
     Ok(Json(json!({
         "start": start, "cols": window.cols, "rows": window.rows, "screen": screen,
-        "events": events, "end": window.at_end && ended,
+        "events": events, "end": window.at_end && ended, "through": through,
     })))
 }
 
@@ -249,7 +255,26 @@ fn summary(r: &RecordingRow) -> Value {
         "client": r.client_addr, "command": r.command, "bytes": r.bytes, "complete": r.complete,
         "start": rfc3339(Some(r.started_at)), "end": r.ended_at.map(|e| rfc3339(Some(e))),
         "duration": duration(r),
+        "written": written(r, SystemTime::now()),
     })
+}
+
+/// Where an answer's events are complete up to, so the next request starts after it:
+/// `last` is its last event's time, `start` where its events begin, and `running` how much
+/// of a running recording is surely written, when its file ended inside the window.
+fn complete_through(last: Option<f64>, start: f64, until: f64, running: Option<f64>) -> f64 {
+    match running {
+        // What the file holds, and whatever else is surely in it by now.
+        Some(written) => last.unwrap_or(start).max(written.min(until)),
+        // Stopped at the byte limit or at an event past `until`, or the recording ended.
+        None => last.unwrap_or(until),
+    }
+}
+
+/// Seconds of a running recording that are surely in its file at `now`; none once it ended.
+fn written(r: &RecordingRow, now: SystemTime) -> Option<f64> {
+    let now = now.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    r.ended_at.is_none().then(|| (now - r.started_at as f64 - SETTLE_SECS).max(0.0))
 }
 
 /// Seconds, to the microsecond where the recording said; whole seconds from the row's
@@ -377,6 +402,29 @@ mod tests {
         assert_eq!(search_cursor(&URL_SAFE_NO_PAD.encode("42")).ok(), Some(42));
         assert!(search_cursor(&URL_SAFE_NO_PAD.encode("-1")).is_err());
         assert!(search_cursor("%%%").is_err());
+    }
+
+    #[test]
+    fn a_running_recording_is_complete_only_as_far_as_written() {
+        // Ended, or cut short: after the last event, or the whole window when it has none.
+        assert_eq!(complete_through(Some(12.5), 10.0, 40.0, None), 12.5);
+        assert_eq!(complete_through(None, 10.0, 40.0, None), 40.0);
+        // Running, its file ended inside the window: as far as surely written, never less
+        // than what arrived, never past the window.
+        assert_eq!(complete_through(Some(12.5), 10.0, 40.0, Some(20.0)), 20.0);
+        assert_eq!(complete_through(Some(12.5), 10.0, 40.0, Some(11.0)), 12.5);
+        assert_eq!(complete_through(None, 10.0, 40.0, Some(3.0)), 10.0);
+        assert_eq!(complete_through(None, 10.0, 40.0, Some(99.0)), 40.0);
+    }
+
+    #[test]
+    fn written_counts_a_running_recording_from_its_start_less_the_settling_time() {
+        let at = |secs: u64| UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let running = RecordingRow { started_at: 1000, ..Default::default() };
+        assert_eq!(written(&running, at(1010)), Some(10.0 - SETTLE_SECS));
+        assert_eq!(written(&running, at(1001)), Some(0.0), "never negative");
+        let ended = RecordingRow { started_at: 1000, ended_at: Some(1005), ..Default::default() };
+        assert_eq!(written(&ended, at(1010)), None);
     }
 
     #[test]

@@ -249,6 +249,17 @@ fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
     let closed = report["vendor_closed_message"].as_str().unwrap_or_default();
     assert!(closed.contains("session closed by gateway"), "the vendor's close is generic: {closed:?}");
 
+    // The recording played while it ran: its slider reached past the start and grew, and
+    // the playing player showed what the vendor printed next.
+    let first = report["running_seek_max"].as_f64().unwrap_or_default();
+    let later = report["running_seek_max_later"].as_f64().unwrap_or_default();
+    assert!(first > 0.0 && later > first, "the running recording's slider: {first} then {later}");
+    let shown = report["running_player_text"].as_str().unwrap_or_default();
+    assert!(shown.contains("zebra-quartz-42"), "the running recording's player:\n{shown}");
+    let follow = report["running_follow_ms"].as_f64().unwrap_or_else(|| panic!("no follow time: {report}"));
+    eprintln!("a running recording's player showed new output {follow:.0} ms after the vendor's Enter");
+    assert_eq!(report["running_player_state"], "playing", "{report}");
+
     // Search and replay: the hit opens the player where the word is on screen; the end plays.
     // The hit may be the typed command's line or its output's: either shows the word.
     let at_hit = report["player_text_at_hit"].as_str().unwrap_or_default();

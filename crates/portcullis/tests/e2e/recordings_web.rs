@@ -79,12 +79,33 @@ fn admins_list_search_seek_and_download_recordings_and_nobody_else_sees_them() {
     let running = admin.get(&format!("/api/recordings/{id}")).json();
     assert_eq!((running["end"].clone(), running["duration"].clone()), (Value::Null, Value::Null));
 
+    // Followed while it runs: an answer is complete up to its `through`, which is no later
+    // than the present, so asking on from there once it ended (as the player does) loses
+    // no event and repeats none.
+    let written = running["written"].as_f64().unwrap_or_else(|| panic!("how much is written: {running}"));
+    let live = admin.get(&format!("/api/recordings/{id}/frames?from=0&until=1000")).json();
+    let age = began.elapsed().as_secs_f64();
+    assert!(written <= age, "{written} s written of a session {age} s old");
+    let through = live["through"].as_f64().unwrap_or_else(|| panic!("no through: {live}"));
+    assert!(through <= age && live["end"] == false, "through {through} s of a session {age} s old: {live}");
+    let live_events = live["events"].as_array().unwrap().clone();
+    assert!(!live_events.is_empty() && live_events.iter().all(|e| e[0].as_f64().unwrap() <= through), "{live}");
+
     let status = session.wait().unwrap();
     assert!(status.success(), "{status:?}");
     eventually("the recording complete and fully indexed", Duration::from_secs(20), || {
         let row = admin.get(&format!("/api/recordings/{id}")).json();
         row["complete"] == true && !hits(&admin.get("/api/recordings/search?q=bye")).is_empty()
     });
+
+    let ended = admin.get(&format!("/api/recordings/{id}")).json();
+    assert_eq!(ended["written"], Value::Null, "{ended}");
+    let rest = admin.get(&format!("/api/recordings/{id}/frames?from={through}&until=1000&events_only=true")).json();
+    assert_eq!(rest["end"], true, "{rest}");
+    let whole = admin.get(&format!("/api/recordings/{id}/frames?from=0&until=1000")).json();
+    let followed: Vec<Value> = live_events.iter().chain(rest["events"].as_array().unwrap()).cloned().collect();
+    assert_eq!(&followed, whole["events"].as_array().unwrap(), "followed while running, then after");
+    assert!(followed.iter().any(|e| e[2].as_str().is_some_and(|o| o.contains("bye"))), "{whole}");
 
     // Filters and keyset paging, with a second, shorter recording.
     let out = lab.exec(&lab.vendor_key, "gpu-01", "echo second-one");
