@@ -39,6 +39,9 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// Each pool connection's page cache, KiB.
+const CACHE_KIB: u32 = 512;
+
 impl Store {
     /// Opens (creating on first start) the database named by `url`, relative to `data_dir`.
     pub async fn open(url: &str, data_dir: &Path, create: bool) -> anyhow::Result<Store> {
@@ -56,7 +59,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // SQLite's page cache is per connection (2 MiB each by default). The working set
+            // is small (nodes, users, sessions); the OS caches the file for everyone, and a
+            // fleet reconnecting after a restart would otherwise keep the four caches full.
+            .pragma("cache_size", format!("-{CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -88,5 +95,24 @@ pub fn rfc3339(secs: Option<i64>) -> String {
     match secs {
         None => "-".into(),
         Some(s) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_pool_connection_keeps_a_small_page_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite://t.db", tmp.path(), true).await.unwrap();
+        // Hold several connections at once, so that more than the first one is asked.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let (kib,): (i64,) = sqlx::query_as("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(kib, -i64::from(CACHE_KIB), "negative: KiB rather than pages");
+            held.push(conn);
+        }
     }
 }
