@@ -12,10 +12,10 @@ import {
   wakeIn,
   type Clock,
 } from './player';
-
-/** How long to wait before asking again when an answer brought nothing new (a running recording's end). */
-const POLL_MS = 1000;
 import { parseSize } from './xterm_view';
+
+/** How long to wait before asking again at a running recording's end, when nothing new came. */
+const POLL_MS = 1000;
 
 /** Where the player is: the `player` element's data-state. */
 export type PlayerState = 'loading' | 'playing' | 'paused' | 'ended';
@@ -184,7 +184,9 @@ export class Playback {
       this.queue.push(...fresh);
       this.end = answer.end;
       this.known = Math.max(from, answer.through);
-      if (fresh.length === 0 && !answer.end) this.quietUntil = performance.now() + POLL_MS;
+      // Short of the window asked for, with nothing new: the end of what is written so far.
+      const atWrittenEnd = fresh.length === 0 && !answer.end && answer.through < from + WINDOW;
+      if (atWrittenEnd) this.quietUntil = performance.now() + POLL_MS;
     } catch (error) {
       if (generation !== this.generation) return;
       this.error = errorText(error);
