@@ -9,10 +9,11 @@ run: deps ui
 	$(CARGO) build --release -p portcullis
 	./target/release/portcullis start --data-dir $(DATA_DIR) --demo
 
-## The whole test suite: formatting, lints, unit, integration and browser tests.
+## The whole test suite: formatting, lints, the web UI's type check, unit, integration and browser tests.
 test: deps ui
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd web && npm run check
 	$(CARGO) test --workspace
 	SMOKE=1 CARGO="$(CARGO)" scripts/fuzz.sh
 
@@ -43,6 +44,7 @@ build: ui
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd web && npm run check
 
 fmt:
 	$(CARGO) fmt --all
