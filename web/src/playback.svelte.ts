@@ -31,6 +31,8 @@ export class Playback {
   time = $state(0);
   speed = $state(1);
   error = $state('');
+  /** Where a recording that was running when opened turned out to end, once known. */
+  endTime = $state<number | null>(null);
 
   private clock: Clock = { media: 0, wall: 0, speed: 1, running: false };
   /** Fetched events not yet written, in time order. */
@@ -40,6 +42,8 @@ export class Playback {
   /** Whether the recording's end has been received. */
   private end = false;
   private fetching = false;
+  /** The latest event time received. */
+  private latest = 0;
   /** No fetch before this performance.now() time: the last one found nothing new yet. */
   private quietUntil = 0;
   /** Bumped by every seek, so answers to older requests are dropped. */
@@ -53,7 +57,7 @@ export class Playback {
 
   get duration(): number {
     // A recording still being written may not say yet.
-    return Number(this.detail.duration) || 0;
+    return this.endTime ?? (Number(this.detail.duration) || 0);
   }
 
   /**
@@ -62,7 +66,8 @@ export class Playback {
    * second past it.
    */
   private clamp(t: number): number {
-    return this.detail.duration === null ? Math.max(0, t) : clampTime(t, this.duration + 1);
+    const open = this.detail.duration === null && this.endTime === null;
+    return open ? Math.max(0, t) : clampTime(t, this.duration + 1);
   }
 
   /** Shows the screen at `t` (the server picks the keyframe), then plays on if `play`. */
@@ -92,7 +97,7 @@ export class Playback {
     this.term.write(answer.screen);
     for (const event of now) this.apply(event);
     this.queue = later;
-    this.end = answer.end;
+    this.received(answer.events, answer.end, answer.start);
     this.known = answer.through;
     await new Promise<void>((done) => this.term.write('', done));
     if (generation !== this.generation) return;
@@ -178,15 +183,16 @@ export class Playback {
     const from = this.known;
     this.fetching = true;
     try {
-      const answer = await frames(this.detail.id, from, from + WINDOW, true);
+      const until = from + WINDOW;
+      const answer = await frames(this.detail.id, from, until, true);
       if (generation !== this.generation) return;
       const fresh = answer.events.filter((event) => event[0] > from).sort((a, b) => a[0] - b[0]);
       this.queue.push(...fresh);
-      this.end = answer.end;
+      this.received(fresh, answer.end, from);
       this.known = Math.max(from, answer.through);
-      // Short of the window asked for, with nothing new: the end of what is written so far.
-      const atWrittenEnd = fresh.length === 0 && !answer.end && answer.through < from + WINDOW;
-      if (atWrittenEnd) this.quietUntil = performance.now() + POLL_MS;
+      // Short of the window asked for (less a millisecond for the query's rounding): the
+      // end of what a running recording has written so far. Ask again in a while.
+      if (!answer.end && answer.through < until - 0.002) this.quietUntil = performance.now() + POLL_MS;
     } catch (error) {
       if (generation !== this.generation) return;
       this.error = errorText(error);
@@ -196,14 +202,21 @@ export class Playback {
     }
   }
 
+  /** Notes the events' latest time, and where the recording ends once its end arrived. */
+  private received(events: readonly CastEvent[], end: boolean, start: number): void {
+    for (const [t] of events) this.latest = Math.max(this.latest, t);
+    this.end = end;
+    if (end && this.detail.duration === null) this.endTime = Math.max(this.latest, start);
+  }
+
   private finished(t: number): boolean {
     return this.end && this.queue.length === 0 && t >= this.duration - 1e-6;
   }
 
   private finish(): void {
     this.stopTimer();
-    // One that was running when opened ends where its last event played.
-    const end = this.detail.duration === null ? this.time : this.duration;
+    // One that was running when opened ends at its last event, once that has arrived.
+    const end = this.detail.duration === null && this.endTime === null ? this.time : this.duration;
     this.clock = { ...this.clock, media: end, running: false };
     this.time = end;
     this.state = 'ended';

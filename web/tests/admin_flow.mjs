@@ -120,9 +120,11 @@ async function watchSession(admin, vendor, flow, results) {
 // In a second tab (the first keeps watching): the running recording opens in the player,
 // whose slider reaches as far as the file surely holds and grows; seeking near its end and
 // playing shows the marker the vendor printed, and the player follows what comes next.
+// Returns the tab, still playing, for `runningEnds`.
 async function playRunning(admin, vendor, flow, results) {
   const expect = `${flow.marker}-42`;
   const tab = await newTab(admin, results.page_errors, 'admin tab');
+  let ok = false;
   try {
     await tab.goto(flow.base_url);
     const row = `${byTestId('rec-row')}[data-user="${flow.vendor.user}"]`;
@@ -135,6 +137,8 @@ async function playRunning(admin, vendor, flow, results) {
     });
     const seekMax = () => tab.$eval(byTestId('player-seek'), (input) => Number(input.max));
     await step('its slider reaches past the start and grows', async () => {
+      // A session younger than the written margin (3 s) starts at 0.
+      await tab.waitForFunction((selector) => Number(document.querySelector(selector).max) > 0, byTestId('player-seek'));
       results.running_seek_max = await seekMax();
       await tab.waitForFunction(
         ([selector, first]) => Number(document.querySelector(selector).max) > first + 0.9,
@@ -165,9 +169,30 @@ async function playRunning(admin, vendor, flow, results) {
       log(`the running recording's player showed new output after ${results.running_follow_ms} ms`);
       results.running_player_state = await tab.getAttribute(player, 'data-state');
     });
+    ok = true;
+    return tab;
+  } finally {
+    if (!ok) await tab.close();
+    await admin.bringToFront();
+  }
+}
+
+// Once the session was killed, the player that followed it plays to its end: ended, no
+// longer growing, at the recording's last event.
+async function runningEnds(tab, results) {
+  try {
+    await step('the followed recording ends in its player', async () => {
+      const ended = `${byTestId('player')}[data-running="false"][data-state="ended"]`;
+      await tab.waitForSelector(ended);
+      const max = () => tab.$eval(byTestId('player-seek'), (input) => Number(input.max));
+      results.ended_seek_max = await max();
+      await tab.waitForTimeout(1200);
+      results.ended_seek_max_later = await max();
+      results.ended_time = Number(await tab.getAttribute(ended, 'data-time'));
+      results.ended_text = (await playerText(tab)).trimEnd();
+    });
   } finally {
     await tab.close();
-    await admin.bringToFront();
   }
 }
 
@@ -357,8 +382,9 @@ async function run(flow) {
     results.vendor_totp_secret = await redeemInvite(vendor, { base_url: flow.base_url, ...flow.vendor });
     await openTerminal(vendor, { node: flow.node, login: flow.vendor.login });
     const sessionRow = await watchSession(admin, vendor, flow, results);
-    await playRunning(admin, vendor, flow, results);
+    const followed = await playRunning(admin, vendor, flow, results);
     await killSession(admin, vendor, sessionRow, results);
+    await runningEnds(followed, results);
     await searchAndPlay(admin, flow, results);
     await readAudit(admin, flow, results);
     await manage(admin, flow, results);

@@ -207,6 +207,8 @@ pub async fn frames(
     };
     let resume = keyframe.map(|k| (k.offset, (k.cols, k.rows), k.t));
     let (path, ended) = (PathBuf::from(&row.path), row.ended_at.is_some());
+    // Taken before the file is read: what was surely written by then is in what is read.
+    let written_by_read = written(&row, SystemTime::now());
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (header, header_len) = read_header(&path)?;
         let (offset, size, start) = resume.unwrap_or((header_len, clamp_size(header.width, header.height), 0.0));
@@ -219,7 +221,7 @@ pub async fn frames(
         audit_read(&gateway, &caller, &row, "frames").await?;
     }
     let last = window.events.last().map(|e| e.time);
-    let running = written(&row, SystemTime::now()).filter(|_| window.at_end);
+    let running = written_by_read.filter(|_| window.at_end);
     let through = complete_through(last, start, until, running);
     let events: Vec<Value> = window.events.iter().map(|e| json!([e.time, e.kind.code(), e.data])).collect();
     Ok(Json(json!({

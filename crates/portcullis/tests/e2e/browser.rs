@@ -259,6 +259,13 @@ fn an_admin_watches_kills_finds_and_replays_a_vendor_session_in_the_browser() {
     let follow = report["running_follow_ms"].as_f64().unwrap_or_else(|| panic!("no follow time: {report}"));
     eprintln!("a running recording's player showed new output {follow:.0} ms after the vendor's Enter");
     assert_eq!(report["running_player_state"], "playing", "{report}");
+    // Once killed, the followed recording played to its end there and stopped growing.
+    let (end, still) = (report["ended_seek_max"].as_f64(), report["ended_seek_max_later"].as_f64());
+    assert!(end.is_some_and(|e| e > later) && end == still, "after the end: {end:?} then {still:?}");
+    let shown_at_end = report["ended_time"].as_f64().unwrap_or(-1.0);
+    assert!((shown_at_end - end.unwrap_or_default()).abs() < 0.01, "the time shown at the end: {report}");
+    let last = report["ended_text"].as_str().unwrap_or_default();
+    assert!(last.contains("zebra-quartz-later-6"), "the followed recording at its end:\n{last}");
 
     // Search and replay: the hit opens the player where the word is on screen; the end plays.
     // The hit may be the typed command's line or its output's: either shows the word.
