@@ -244,6 +244,13 @@ pub async fn run(
             }
         }
     };
+    // Everything seen goes to the file before anything waits on the user's side (a client
+    // that stopped reading): a player following the recording counts on that.
+    tap(&taps, |t| {
+        if let Some(r) = t.recording.as_mut() {
+            t.recording_failed |= r.tick().is_err();
+        }
+    });
     if outcome.node_lost {
         let _ = user_tx.stderr(bytes::Bytes::from_static(NODE_LOST)).await;
     }
