@@ -79,6 +79,16 @@ impl Taps {
             ticker.notify_one();
         }
     }
+
+    /// Writes what the recording has seen out to its file (the ticker's next wake-up is
+    /// needed again for more); true once writing the recording has failed.
+    fn write_out(&mut self) -> bool {
+        self.armed = false;
+        if let Some(recording) = self.recording.as_mut() {
+            self.recording_failed |= recording.tick().is_err();
+        }
+        self.recording_failed
+    }
 }
 
 /// Runs the session until either side closes, the gateway kills it, or it times out.
@@ -202,13 +212,7 @@ pub async fn run(
                 loop {
                     wake.notified().await;
                     tokio::time::sleep(TICK).await;
-                    let failed = tap(&taps, |t| {
-                        t.armed = false;
-                        if let Some(r) = t.recording.as_mut() {
-                            t.recording_failed |= r.tick().is_err();
-                        }
-                        t.recording_failed
-                    });
+                    let failed = tap(&taps, Taps::write_out);
                     if failed && fail_closed {
                         return "recording failed";
                     }
@@ -246,11 +250,7 @@ pub async fn run(
     };
     // Everything seen goes to the file before anything waits on the user's side (a client
     // that stopped reading): a player following the recording counts on that.
-    tap(&taps, |t| {
-        if let Some(r) = t.recording.as_mut() {
-            t.recording_failed |= r.tick().is_err();
-        }
-    });
+    tap(&taps, Taps::write_out);
     if outcome.node_lost {
         let _ = user_tx.stderr(bytes::Bytes::from_static(NODE_LOST)).await;
     }
