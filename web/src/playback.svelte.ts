@@ -14,7 +14,7 @@ import {
 } from './player';
 import { parseSize } from './xterm_view';
 
-/** How long to wait before asking again at a running recording's end, when nothing new came. */
+/** How long to wait before asking again once an answer reached a running recording's written end. */
 const POLL_MS = 1000;
 
 /** Where the player is: the `player` element's data-state. */
@@ -44,7 +44,7 @@ export class Playback {
   private fetching = false;
   /** The latest event time received. */
   private latest = 0;
-  /** No fetch before this performance.now() time: the last one found nothing new yet. */
+  /** No fetch before this performance.now() time: the last one reached the written end. */
   private quietUntil = 0;
   /** Bumped by every seek, so answers to older requests are dropped. */
   private generation = 0;
@@ -54,6 +54,11 @@ export class Playback {
     readonly detail: RecordingDetail,
     private readonly term: Terminal,
   ) {}
+
+  /** A recording still being written whose end has not arrived yet: no duration, no end. */
+  get open(): boolean {
+    return this.detail.duration === null && this.endTime === null;
+  }
 
   get duration(): number {
     // A recording still being written may not say yet.
@@ -66,8 +71,7 @@ export class Playback {
    * second past it.
    */
   private clamp(t: number): number {
-    const open = this.detail.duration === null && this.endTime === null;
-    return open ? Math.max(0, t) : clampTime(t, this.duration + 1);
+    return this.open ? Math.max(0, t) : clampTime(t, this.duration + 1);
   }
 
   /** Shows the screen at `t` (the server picks the keyframe), then plays on if `play`. */
@@ -216,7 +220,7 @@ export class Playback {
   private finish(): void {
     this.stopTimer();
     // One that was running when opened ends at its last event, once that has arrived.
-    const end = this.detail.duration === null && this.endTime === null ? this.time : this.duration;
+    const end = this.open ? this.time : this.duration;
     this.clock = { ...this.clock, media: end, running: false };
     this.time = end;
     this.state = 'ended';
