@@ -137,7 +137,7 @@ async function playRunning(admin, vendor, flow, results) {
     });
     const seekMax = () => tab.$eval(byTestId('player-seek'), (input) => Number(input.max));
     await step('its slider reaches past the start and grows', async () => {
-      // A session younger than the written margin (3 s) starts at 0.
+      // Its slider starts from what the recording's file surely holds, then grows.
       await tab.waitForFunction((selector) => Number(document.querySelector(selector).max) > 0, byTestId('player-seek'));
       results.running_seek_max = await seekMax();
       await tab.waitForFunction(

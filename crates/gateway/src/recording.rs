@@ -10,6 +10,7 @@
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -23,9 +24,12 @@ pub use writer::Totals;
 
 pub mod index;
 pub mod indexer;
+mod mark;
 #[cfg(test)]
 mod tests;
 mod writer;
+
+pub use mark::WrittenMark;
 
 /// Who and what a recording is of.
 #[derive(Debug, Clone)]
@@ -63,6 +67,8 @@ pub struct Recording {
     id: String,
     path: PathBuf,
     writer: CastWriter,
+    /// How far the file is complete, for readers following it while it runs.
+    mark: Arc<WrittenMark>,
     /// For a recording dropped without `finish`: its row is then marked incomplete.
     store: Store,
     finished: bool,
@@ -137,7 +143,10 @@ impl Recorder {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Recording { id, path, writer, store: self.store.clone(), finished: false })
+        let mark = Arc::new(WrittenMark::new(started));
+        let recording = Recording { id, path, writer, mark, store: self.store.clone(), finished: false };
+        recording.written();
+        Ok(recording)
     }
 
     /// At gateway start: ends recordings a crash left running, as incomplete, at their
@@ -173,24 +182,45 @@ impl Recording {
         &self.path
     }
 
+    /// How far its file is complete, for whoever follows it while it runs.
+    pub fn mark(&self) -> Arc<WrittenMark> {
+        self.mark.clone()
+    }
+
     /// Bytes from the node to the user (stdout and stderr alike).
     pub fn output(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.writer.output(bytes, Instant::now())
+        self.mark.seeing();
+        let result = self.writer.output(bytes, Instant::now());
+        self.written();
+        result
     }
 
     /// Bytes from the user to the node; recorded only if the recorder records input.
     pub fn input(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.writer.input(bytes, Instant::now())
+        self.mark.seeing();
+        let result = self.writer.input(bytes, Instant::now());
+        self.written();
+        result
     }
 
     /// The user's terminal changed size.
     pub fn resize(&mut self, cols: u16, rows: u16) -> std::io::Result<()> {
-        self.writer.resize(cols, rows, Instant::now())
+        self.mark.seeing();
+        let result = self.writer.resize(cols, rows, Instant::now());
+        self.written();
+        result
     }
 
     /// Writes out everything seen so far; call at least every second so a crash loses at most that.
     pub fn tick(&mut self) -> std::io::Result<()> {
-        self.writer.tick(Instant::now())
+        let result = self.writer.tick(Instant::now());
+        self.written();
+        result
+    }
+
+    /// Tells the mark how far the file is complete now.
+    fn written(&self) {
+        self.mark.written(self.writer.written_through(), self.writer.caught_up());
     }
 
     /// What was seen so far.

@@ -6,11 +6,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
+use crate::recording::WrittenMark;
 use crate::store::SessionRow;
 
 /// How much recent output a live session keeps for watchers joining late.
@@ -35,6 +37,8 @@ pub struct Live {
     kill: watch::Sender<bool>,
     /// The terminal's columns (high 16 bits) and rows (low 16 bits); 0 without a terminal.
     size: AtomicU32,
+    /// How far its recording's file is complete, when it is recorded.
+    recording: OnceLock<Arc<WrittenMark>>,
     /// Made by the first watcher: most sessions are never watched.
     output: Mutex<Option<broadcast::Sender<Bytes>>>,
     screen: Mutex<VecDeque<u8>>,
@@ -49,6 +53,7 @@ impl Sessions {
             bytes_in: AtomicU64::new(0),
             kill: watch::channel(false).0,
             size: AtomicU32::new(0),
+            recording: OnceLock::new(),
             output: Mutex::new(None),
             screen: Mutex::new(VecDeque::new()),
         });
@@ -113,6 +118,17 @@ impl Live {
     pub fn size(&self) -> Option<(u16, u16)> {
         let packed = self.size.load(Ordering::Relaxed);
         (packed != 0).then_some(((packed >> 16) as u16, packed as u16))
+    }
+
+    /// Notes the session's recording, for those who follow it while it runs.
+    pub fn set_recording(&self, mark: Arc<WrittenMark>) {
+        let _ = self.recording.set(mark);
+    }
+
+    /// How far the session's recording is surely in its file, in the recording's clock
+    /// (see [`WrittenMark::through`]); none when it is not recorded.
+    pub fn recorded(&self) -> Option<Duration> {
+        self.recording.get().map(|mark| mark.through())
     }
 
     /// Notes input from the user.

@@ -148,6 +148,59 @@ fn lines_reach_the_file_at_ticks_or_each_second() {
     assert_eq!(output_text(&read(&path).1), "onetwothree");
 }
 
+#[test]
+fn written_through_marks_where_the_file_is_complete() {
+    let (_tmp, path, mut w, t0) = writer(u64::MAX);
+    assert_eq!(w.written_through(), Duration::ZERO);
+    // At each step: what the file held then, and the mark the writer gave with it.
+    let mut seen = Vec::new();
+    let mut at = Duration::ZERO;
+    for i in 0u64..400 {
+        // Gaps of 1..=40 ms (some coalesce, some not); a tick every 7th step, a big chunk
+        // (written out at once past 64 KiB) every 50th.
+        at += Duration::from_millis(1 + (i * 37) % 40);
+        let chunk = if i % 50 == 49 { vec![b'z'; 20_000] } else { format!("line {i}\r\n").into_bytes() };
+        w.output(&chunk, t0 + at).unwrap();
+        if i % 7 == 6 {
+            w.tick(t0 + at).unwrap();
+            assert_eq!(w.written_through(), at, "a tick completes the file up to now");
+        }
+        seen.push((read(&path).1.len(), w.written_through()));
+    }
+    w.finish(t0 + at).unwrap();
+    let (_, events, _) = read(&path);
+    let mut last = Duration::ZERO;
+    for (in_file, through) in seen {
+        assert!(through >= last, "the mark never goes back");
+        last = through;
+        let before_mark = events.iter().filter(|e| ((e.time * 1e6).round() as u128) < through.as_micros()).count();
+        assert!(before_mark <= in_file, "an event before {through:?} reached the file later");
+    }
+    assert!(last > Duration::from_secs(1), "the mark moved on: {last:?}");
+}
+
+#[tokio::test]
+async fn its_mark_follows_the_present_while_everything_seen_is_written() {
+    let (_tmp, _store, recorder) = setup(64 << 20, false).await;
+    let mut rec = recorder.start(meta("alice", "gpu-01")).await.unwrap();
+    let mark = rec.mark();
+    let idle = mark.through();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(mark.through() >= idle + Duration::from_millis(30), "nothing seen: complete up to the present");
+    rec.output(b"pending\r\n").unwrap();
+    let held = mark.through();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(mark.through(), held, "output seen but not written: the mark waits");
+    let (_, events, _) = read(rec.path());
+    assert!(events.is_empty(), "not in the file yet: {events:?}");
+    let stamped = |events: &[Event]| Duration::from_micros((events[0].time * 1e6).round() as u64);
+    rec.tick().unwrap();
+    let (_, events, _) = read(rec.path());
+    assert!(stamped(&events) >= held, "stamped at or after the mark it held: {events:?} {held:?}");
+    assert!(mark.through() > stamped(&events), "written out: past the event");
+    rec.finish(&recorder.store).await.unwrap();
+}
+
 #[tokio::test]
 async fn output_past_the_cap_is_counted_not_written() {
     let cap = 8 * 1024;

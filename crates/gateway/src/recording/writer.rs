@@ -53,6 +53,8 @@ pub struct CastWriter {
     /// Bytes in the file plus the buffer.
     size: u64,
     last_write: Instant,
+    /// Every event stamped before this (in the recording's clock) is in the file.
+    through: Duration,
     capped: bool,
     totals: Totals,
     /// The first write error; every later call fails with it.
@@ -74,6 +76,7 @@ impl CastWriter {
             buffer: Vec::new(),
             size: 0,
             last_write: started,
+            through: Duration::ZERO,
             capped: false,
             totals: Totals::default(),
             failed: None,
@@ -170,6 +173,18 @@ impl CastWriter {
         since(self.started, now)
     }
 
+    /// How far the file is complete, in the recording's clock: every event stamped before
+    /// this is written (to the OS; no fsync), and none will be stamped earlier later on.
+    pub fn written_through(&self) -> Duration {
+        self.through
+    }
+
+    /// Nothing seen is left unwritten (a partial UTF-8 character held back goes into a
+    /// later event, stamped later).
+    pub fn caught_up(&self) -> bool {
+        self.failed.is_none() && self.pending.is_none() && self.buffer.is_empty()
+    }
+
     /// What was seen so far.
     pub fn totals(&self) -> Totals {
         Totals { replaced_bytes: self.output.replaced_bytes() + self.totals.dropped_controls, ..self.totals }
@@ -235,15 +250,19 @@ impl CastWriter {
 
     fn write_out(&mut self, now: Instant) -> io::Result<()> {
         self.last_write = self.last_write.max(now);
-        if self.buffer.is_empty() {
-            return Ok(());
+        if !self.buffer.is_empty() {
+            let result = self.file.write_all(&self.buffer);
+            self.buffer.clear();
+            if self.buffer.capacity() > BUFFER_MAX + EVENT_MAX {
+                self.buffer.shrink_to(BUFFER_MAX + EVENT_MAX);
+            }
+            result.inspect_err(|e| self.failed = Some(e.to_string()))?;
         }
-        let result = self.file.write_all(&self.buffer);
-        self.buffer.clear();
-        if self.buffer.capacity() > BUFFER_MAX + EVENT_MAX {
-            self.buffer.shrink_to(BUFFER_MAX + EVENT_MAX);
-        }
-        result.inspect_err(|e| self.failed = Some(e.to_string()))
+        // Events are stamped in order as they are seen: all but the pending one (stamped at
+        // its first chunk) and those still to come (stamped `now` or later) are in the file.
+        let complete = self.pending.as_ref().map_or(now, |p| p.first.min(now));
+        self.through = self.through.max(since(self.started, complete));
+        Ok(())
     }
 }
 

@@ -99,6 +99,9 @@ pub async fn run(
     node: (ChannelReadHalf, ChannelWriteHalf<client::Msg>),
 ) -> Outcome {
     let (mut node_rx, node_tx) = node;
+    if let Some(recording) = &relay.recording {
+        relay.live.set_recording(recording.mark());
+    }
     let fail_closed = relay.gateway.config.recordings.fail_closed;
     let taps = Arc::new(Mutex::new(Taps {
         recording: relay.recording,

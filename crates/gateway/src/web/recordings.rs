@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -33,9 +33,6 @@ use crate::store::{RecordingQuery, RecordingRow, rfc3339};
 const FRAMES_MAX_BYTES: u64 = 1 << 20;
 /// Seconds of events a frames answer covers when `until` is not given.
 const DEFAULT_WINDOW_SECS: f64 = 30.0;
-/// How far behind the present a running recording's file may lag: the relay writes output
-/// out within half a second, and the row's start is in whole seconds.
-const SETTLE_SECS: f64 = 3.0;
 /// Longest search text.
 const MAX_QUERY: usize = 1000;
 
@@ -93,7 +90,7 @@ pub async fn list(
     };
     let mut rows = gateway.store.page_recordings(&query).await?;
     let next = more(&mut rows, limit).map(|r| URL_SAFE_NO_PAD.encode(format!("{}:{}", r.started_at, r.id)));
-    let rows: Vec<Value> = rows.iter().map(summary).collect();
+    let rows: Vec<Value> = rows.iter().map(|r| summary(&gateway, r)).collect();
     Ok(Json(json!({ "recordings": rows, "next_cursor": next })))
 }
 
@@ -137,7 +134,7 @@ pub async fn show(
     let path = PathBuf::from(&row.path);
     let header = tokio::task::spawn_blocking(move || read_header(&path)).await.map_err(anyhow::Error::from)?;
     let keyframes = gateway.store.keyframe_times(&row.id).await?;
-    let mut answer = summary(&row);
+    let mut answer = summary(&gateway, &row);
     let (width, height) = header.map_or((None, None), |(h, _)| (Some(h.width), Some(h.height)));
     answer["width"] = json!(width);
     answer["height"] = json!(height);
@@ -208,7 +205,7 @@ pub async fn frames(
     let resume = keyframe.map(|k| (k.offset, (k.cols, k.rows), k.t));
     let (path, ended) = (PathBuf::from(&row.path), row.ended_at.is_some());
     // Taken before the file is read: what was surely written by then is in what is read.
-    let written_by_read = written(&row, SystemTime::now());
+    let written_by_read = written(&gateway, &row);
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (header, header_len) = read_header(&path)?;
         let (offset, size, start) = resume.unwrap_or((header_len, clamp_size(header.width, header.height), 0.0));
@@ -251,13 +248,13 @@ async fn audit_read(gateway: &Gateway, caller: &Caller, row: &RecordingRow, what
     Ok(())
 }
 
-fn summary(r: &RecordingRow) -> Value {
+fn summary(gateway: &Gateway, r: &RecordingRow) -> Value {
     json!({
         "id": r.id, "session_id": r.session_id, "user": r.user, "node": r.node, "login": r.login,
         "client": r.client_addr, "command": r.command, "bytes": r.bytes, "complete": r.complete,
         "start": rfc3339(Some(r.started_at)), "end": r.ended_at.map(|e| rfc3339(Some(e))),
         "duration": duration(r),
-        "written": written(r, SystemTime::now()),
+        "written": written(gateway, r),
     })
 }
 
@@ -273,10 +270,19 @@ fn complete_through(last: Option<f64>, start: f64, until: f64, running: Option<f
     }
 }
 
-/// Seconds of a running recording that are surely in its file at `now`; none once it ended.
-fn written(r: &RecordingRow, now: SystemTime) -> Option<f64> {
-    let now = now.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    r.ended_at.is_none().then(|| (now - r.started_at as f64 - SETTLE_SECS).max(0.0))
+/// Seconds of a running recording that are surely in its file: every event at or before
+/// is there. Its writer tells the live session how far, in the recording's own clock:
+/// up to the present while nothing seen is unwritten, else the last write out. None once
+/// the recording ended; 0 when its session is gone but the row not yet ended.
+fn written(gateway: &Gateway, r: &RecordingRow) -> Option<f64> {
+    let live = || gateway.sessions.get(&r.session_id).and_then(|live| live.recorded());
+    r.ended_at.is_none().then(|| at_or_before(live().unwrap_or_default()))
+}
+
+/// The last microsecond before `through`, in seconds: events are stamped in whole
+/// microseconds, and those before `through` are at or before it.
+fn at_or_before(through: Duration) -> f64 {
+    through.as_micros().saturating_sub(1) as f64 / 1e6
 }
 
 /// Seconds, to the microsecond where the recording said; whole seconds from the row's
@@ -420,13 +426,13 @@ mod tests {
     }
 
     #[test]
-    fn written_counts_a_running_recording_from_its_start_less_the_settling_time() {
-        let at = |secs: u64| UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        let running = RecordingRow { started_at: 1000, ..Default::default() };
-        assert_eq!(written(&running, at(1010)), Some(10.0 - SETTLE_SECS));
-        assert_eq!(written(&running, at(1001)), Some(0.0), "never negative");
-        let ended = RecordingRow { started_at: 1000, ended_at: Some(1005), ..Default::default() };
-        assert_eq!(written(&ended, at(1010)), None);
+    fn written_is_the_last_microsecond_before_what_the_writer_completed() {
+        assert_eq!(at_or_before(Duration::from_micros(2_500_000)), 2.499_999);
+        assert_eq!(at_or_before(Duration::from_micros(1)), 0.0);
+        assert_eq!(at_or_before(Duration::ZERO), 0.0, "never negative");
+        // An event stamped at the writer's mark is not in the file yet: it lies after.
+        let stamped_at_mark: f64 = "2.500000".parse().unwrap();
+        assert!(stamped_at_mark > at_or_before(Duration::from_micros(2_500_000)));
     }
 
     #[test]

@@ -91,6 +91,18 @@ fn admins_list_search_seek_and_download_recordings_and_nobody_else_sees_them() {
     let live_events = live["events"].as_array().unwrap().clone();
     assert!(!live_events.is_empty() && live_events.iter().all(|e| e[0].as_f64().unwrap() <= through), "{live}");
 
+    // Quiet after its ticks (from ~9 s on): with nothing left unwritten, `written` keeps up
+    // with the present through the silence, no further behind than the session's age.
+    let quiet = Duration::from_secs(11);
+    std::thread::sleep(quiet.saturating_sub(began.elapsed()));
+    let written_at = |admin: &Browser| admin.get(&format!("/api/recordings/{id}")).json()["written"].as_f64();
+    let first = written_at(&admin).expect("still running");
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = written_at(&admin).expect("still running");
+    let age = began.elapsed().as_secs_f64();
+    assert!(second - first >= 1.4 && second <= age, "written {first} then {second} s, 1.5 s apart, at {age} s");
+    eprintln!("written {second:.3} s of a session {age:.3} s old (the ssh connection took the rest)");
+
     let status = session.wait().unwrap();
     assert!(status.success(), "{status:?}");
     eventually("the recording complete and fully indexed", Duration::from_secs(20), || {
