@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use portcullis_proto::sftp::{FileEvent, SftpWatcher};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client};
 
@@ -30,6 +31,9 @@ const USER_GONE_GRACE: Duration = Duration::from_secs(2);
 /// How soon after a recording sees something it is flushed to disk. An idle session's
 /// ticker sleeps until then, so a thousand idle sessions cost no wake-ups.
 const TICK: Duration = Duration::from_millis(500);
+
+/// Output waiting from the node is joined into chunks of at most this (OpenSSH's packet size).
+const GATHER: usize = 32 * 1024;
 
 /// What the relay needs besides the two channels.
 pub struct Relay {
@@ -163,9 +167,20 @@ pub async fn run(
                 let mut outcome = Outcome::default();
                 // Whether the channel ended as channels do: a Close, or the user's side failing.
                 let mut ended = false;
-                while let Some(msg) = node_rx.wait().await {
+                // A message taken while gathering output, handled next.
+                let mut next = None;
+                loop {
+                    let msg = match next.take() {
+                        Some(msg) => msg,
+                        None => match node_rx.wait().await {
+                            Some(msg) => msg,
+                            None => break,
+                        },
+                    };
                     let sent = match msg {
                         ChannelMsg::Data { data } => {
+                            let waiting = || node_rx.wait().now_or_never().flatten();
+                            let data = gather(data, waiting, &mut next);
                             live.output(&data);
                             let events = tap(&taps, |t| {
                                 t.record(&wake, |r| r.output(&data));
@@ -276,6 +291,35 @@ pub async fn run(
     outcome
 }
 
+/// Joins the output already waiting behind `first` into one chunk of up to [`GATHER`]
+/// bytes: a terminal's output comes from the node in small packets, and each costs the
+/// user's side a wake-up, a packet and a write. Nothing waits for more: a lone chunk (a
+/// keystroke's echo) goes on at once. `waiting` gives the next message if one is already
+/// there; one that does not join is left in `next`.
+fn gather(
+    first: bytes::Bytes,
+    mut waiting: impl FnMut() -> Option<ChannelMsg>,
+    next: &mut Option<ChannelMsg>,
+) -> bytes::Bytes {
+    if first.len() >= GATHER {
+        return first;
+    }
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(msg) = waiting() {
+        let so_far = joined.as_ref().map_or(first.len(), |j| j.len());
+        match msg {
+            ChannelMsg::Data { data } if so_far + data.len() <= GATHER => {
+                joined.get_or_insert_with(|| bytes::BytesMut::from(first.as_ref())).extend_from_slice(&data);
+            }
+            other => {
+                *next = Some(other);
+                break;
+            }
+        }
+    }
+    joined.map_or(first, bytes::BytesMut::freeze)
+}
+
 fn tap<T>(taps: &Mutex<Taps>, f: impl FnOnce(&mut Taps) -> T) -> T {
     f(&mut taps.lock().expect("taps lock poisoned"))
 }
@@ -296,5 +340,45 @@ async fn audit_files(gateway: &Gateway, live: &Live, events: Vec<FileEvent>) {
         if let Err(err) = gateway.audit.log(record).await {
             tracing::error!("cannot audit a file operation: {err:#}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn data(text: &str) -> ChannelMsg {
+        ChannelMsg::Data { data: Bytes::copy_from_slice(text.as_bytes()) }
+    }
+
+    /// Gathers behind `first` from `queue`: the chunk, what was left in `next`, what is still queued.
+    fn run(first: &[u8], queue: Vec<ChannelMsg>) -> (Bytes, Option<ChannelMsg>, usize) {
+        let mut queue = VecDeque::from(queue);
+        let mut next = None;
+        let joined = gather(Bytes::copy_from_slice(first), || queue.pop_front(), &mut next);
+        (joined, next, queue.len())
+    }
+
+    #[test]
+    fn output_waiting_is_joined_in_order_and_nothing_else_is_lost() {
+        let (joined, next, left) = run(b"a", vec![data("b"), data("c")]);
+        assert_eq!((joined.as_ref(), next.is_none(), left), (&b"abc"[..], true, 0));
+        // Stops at anything but output, and keeps it for the relay.
+        let (joined, next, left) = run(b"a", vec![data("b"), ChannelMsg::Eof, data("c")]);
+        assert_eq!((joined.as_ref(), left), (&b"ab"[..], 1));
+        assert!(matches!(next, Some(ChannelMsg::Eof)), "{next:?}");
+        // Never past GATHER: the chunk that would not fit waits in `next`.
+        let big = "x".repeat(GATHER - 1);
+        let (joined, next, _) = run(b"a", vec![data(&big), data("yz")]);
+        assert_eq!(joined.len(), GATHER);
+        assert!(matches!(next, Some(ChannelMsg::Data { ref data }) if data.as_ref() == b"yz"), "{next:?}");
+        // A full chunk goes on as it is, without looking at the queue.
+        let full = "x".repeat(GATHER);
+        let (joined, next, left) = run(full.as_bytes(), vec![data("b")]);
+        assert_eq!((joined.len(), next.is_none(), left), (GATHER, true, 1));
     }
 }
