@@ -231,7 +231,9 @@ impl Recording {
     /// Flushes and syncs the file and stores the totals; the row is complete only if
     /// every write succeeded.
     pub async fn finish(mut self, store: &Store) -> anyhow::Result<()> {
-        // fsync blocks this thread briefly, once per session.
+        // fsync blocks this thread briefly, once per session. The end may stamp a last
+        // event (a held-back character, the cap's note).
+        self.mark.seeing();
         let at = Instant::now();
         let written = self.writer.finish(at);
         let totals = self.writer.totals();

@@ -213,12 +213,22 @@ async fn output_past_the_cap_is_counted_not_written() {
     }
     rec.resize(100, 30).unwrap();
     let (path, id) = (rec.path().to_path_buf(), rec.id().to_string());
+    // Capped, nothing is left unwritten: the mark follows the present until the end
+    // stamps its note, and then stops before the note.
+    let mark = rec.mark();
+    let before = mark.through();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(mark.through() >= before + Duration::from_millis(20), "capped and caught up");
     rec.finish(&store).await.unwrap();
+    let ended = mark.through();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(mark.through(), ended, "the end's note was stamped: the mark no longer follows the present");
 
     let size = fs::metadata(&path).unwrap().len();
     let (_, events, _) = read(&path);
     let note = events.last().unwrap();
     assert!(note.data.contains("recording capped at 8192 bytes"), "{}", note.data);
+    assert!(note.time >= ended.as_secs_f64(), "the note at {} s lies at or after the mark {ended:?}", note.time);
     assert!(size <= cap + note.data.len() as u64 + 32, "{size} bytes");
     assert!(events.iter().all(|e| e.kind == EventKind::Output), "nothing recorded past the cap");
     let recorded = output_text(&events[..events.len() - 1]).len() as i64;

@@ -213,12 +213,16 @@ pub async fn frames(
         let window = read_window(&path, offset, size, after, until, FRAMES_MAX_BYTES)?;
         Ok((window, if events_only { from } else { start }))
     });
-    let (window, start) = read.await.map_err(anyhow::Error::from)??;
+    let (mut window, start) = read.await.map_err(anyhow::Error::from)??;
     if !events_only {
         audit_read(&gateway, &caller, &row, "frames").await?;
     }
-    let last = window.events.last().map(|e| e.time);
     let running = written_by_read.filter(|_| window.at_end);
+    // Events past the mark wait for it: one not yet written may share their microsecond.
+    if let Some(written) = running {
+        window.events.retain(|e| e.time <= written);
+    }
+    let last = window.events.last().map(|e| e.time);
     let through = complete_through(last, start, until, running);
     let events: Vec<Value> = window.events.iter().map(|e| json!([e.time, e.kind.code(), e.data])).collect();
     Ok(Json(json!({
