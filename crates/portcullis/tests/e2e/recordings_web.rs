@@ -91,10 +91,16 @@ fn admins_list_search_seek_and_download_recordings_and_nobody_else_sees_them() {
     let live_events = live["events"].as_array().unwrap().clone();
     assert!(!live_events.is_empty() && live_events.iter().all(|e| e[0].as_f64().unwrap() <= through), "{live}");
 
-    // Quiet after its ticks (from ~9 s on): with nothing left unwritten, `written` keeps up
-    // with the present through the silence, no further behind than the session's age.
-    let quiet = Duration::from_secs(11);
-    std::thread::sleep(quiet.saturating_sub(began.elapsed()));
+    // Quiet after its last tick (15 s of it): once that is written out, nothing is left
+    // unwritten, and `written` keeps up with the present through the silence, no further
+    // than the session's age.
+    eventually("the last tick in the recording", Duration::from_secs(30), || {
+        let frames = admin.get(&format!("/api/recordings/{id}/frames?from=0&until=1000")).json();
+        frames["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e[2].as_str().is_some_and(|o| o.contains("tick-7"))))
+    });
+    std::thread::sleep(Duration::from_secs(1));
     let written_at = |admin: &Browser| admin.get(&format!("/api/recordings/{id}")).json()["written"].as_f64();
     let first = written_at(&admin).expect("still running");
     std::thread::sleep(Duration::from_millis(1500));
