@@ -1,9 +1,10 @@
 //! The portcullis gateway as a library: one port, the SSH front, the web, the admin socket.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod background;
 pub mod config;
 pub mod datadir;
 pub mod file_transfer;

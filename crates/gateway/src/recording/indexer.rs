@@ -2,7 +2,8 @@
 //! finished recordings once and running ones as they grow.
 //!
 //! Each pass walks the recordings not yet fully indexed, oldest first, in pages; a
-//! page's file reading and terminal emulation run on a blocking thread, then the page's
+//! page's file reading and terminal emulation run on a thread at the lowest CPU priority
+//! (`crate::background`: relays go first), then the page's
 //! results are stored in one transaction together with each recording's new offset.
 //! A crash loses at most the uncommitted page, which the next start redoes from the
 //! stored offsets; listing and playing a recording never depend on its index.
@@ -11,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 
 use super::index::{CastIndex, read_header, read_lines};
 use crate::gateway::Gateway;
@@ -104,7 +104,9 @@ impl Indexer {
                 jobs.push(Job { row, state, keyframe });
             }
             stats.seen += jobs.len();
-            let steps = tokio::task::spawn_blocking(move || run_page(jobs)).await.context("indexing page")?;
+            // Reading and emulating is the heavy part: it runs at the lowest priority, so that
+            // relays sharing the cores go first (see `background`).
+            let steps = crate::background::run("portcullis-index", move || run_page(jobs)).await?;
             let mut batches = Vec::new();
             for (started_at, outcome) in steps {
                 match outcome {
