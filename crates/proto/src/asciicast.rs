@@ -197,31 +197,50 @@ pub fn write_event(out: &mut Vec<u8>, micros: u64, kind: EventKind, data: &str) 
 
 /// `data` escaped as the inside of a JSON string, as serde_json escapes it: `"`, `\\`,
 /// `\b \t \n \f \r` by name, other C0 controls as `\u00XX`, everything else verbatim.
+///
+/// Terminal output is mostly bytes that need no escape: blocks of [`ESCAPE_BLOCK`] are
+/// tested at once (a loop without early exit, which the compiler vectorises), and only a
+/// block that holds something to escape is walked byte by byte.
 fn write_escaped(out: &mut Vec<u8>, data: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let needs_escape = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
     out.reserve(data.len());
     let mut start = 0;
-    for (i, &byte) in data.iter().enumerate() {
-        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+    for (n, block) in data.chunks(ESCAPE_BLOCK).enumerate() {
+        if !block.iter().fold(false, |any, &byte| any | needs_escape(byte)) {
             continue;
         }
-        out.extend_from_slice(&data[start..i]);
-        start = i + 1;
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => {
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]])
+        for (k, &byte) in block.iter().enumerate() {
+            if !needs_escape(byte) {
+                continue;
+            }
+            let i = n * ESCAPE_BLOCK + k;
+            out.extend_from_slice(&data[start..i]);
+            start = i + 1;
+            match byte {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(byte >> 4) as usize],
+                    HEX[(byte & 15) as usize],
+                ]),
             }
         }
     }
     out.extend_from_slice(&data[start..]);
 }
+
+/// Bytes [`write_escaped`] tests at once.
+const ESCAPE_BLOCK: usize = 32;
 
 /// Seconds with at most 6 decimals, trailing zeros trimmed but one kept (`1.0`).
 fn write_time(out: &mut Vec<u8>, micros: u64) {

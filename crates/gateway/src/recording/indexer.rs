@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use super::index::{CastIndex, read_header, read_lines};
 use crate::gateway::Gateway;
 use crate::store::{IndexBatch, IndexState, Keyframe, RecordingRow, Store};

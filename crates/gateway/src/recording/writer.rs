@@ -286,6 +286,11 @@ fn decode_kept(decoder: &mut Utf8Decoder, bytes: &[u8], out: &mut String) -> usi
         }
         return bytes.len();
     }
+    // Nothing to drop (text, escapes included): one vectorised pass, then decoded whole.
+    if !bytes.iter().fold(false, |any, &b| any | ignored_by_terminals(b)) {
+        decoder.push_into(bytes, out);
+        return 0;
+    }
     let mut dropped = 0;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -343,6 +348,9 @@ mod tests {
             &[b"a\xe2\x82", b"\xac\x00b"],
             &[b"a\xe2", b"\x00", b"\x82\xac"],
             &[b"\xff\x00\xfe", b"\x1f\x1b"],
+            // Text with nothing to drop (decoded whole), a character split across such chunks.
+            &[b"caf\xc3", b"\xa9 \x1b[0m\r\n", b"\xe2\x82", b"\xac\x01"],
+            &[b"ok \xff\xfe", b"\xf0\x9f\x98"],
         ];
         for chunks in cases {
             assert_eq!(kept(chunks), reference(chunks), "{chunks:?}");

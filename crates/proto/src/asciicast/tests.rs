@@ -216,6 +216,30 @@ fn event_lines_escape_exactly_as_serde_json() {
 }
 
 #[test]
+fn long_data_escapes_exactly_as_serde_json_wherever_the_escapes_fall() {
+    // Escapes before, on and after the edges of the blocks tested at once, runs of clean
+    // text longer than a block, and multi-byte characters across those edges.
+    let pieces = ["a", "\"", "\\", "\n", "\r", "\u{1}", "\u{1f}", "é", "😀", " ", "\u{7f}", "xyzw"];
+    let mut seed = 7u32;
+    for len in 0..300 {
+        let mut data = String::new();
+        while data.len() < len {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let clean = !(seed >> 8).is_multiple_of(3);
+            data.push_str(if clean { "abcdefgh" } else { pieces[(seed >> 16) as usize % pieces.len()] });
+        }
+        let expected = format!("[0.5,\"o\",{}]", serde_json::to_string(&data).unwrap());
+        assert_eq!(event_line(0.5, EventKind::Output, &data), expected, "{data:?}");
+    }
+    for at in [0, 1, 30, 31, 32, 33, 63, 64, 65, 99] {
+        let mut data = "x".repeat(100);
+        data.replace_range(at..=at, "\n");
+        let expected = format!("[0.5,\"o\",{}]", serde_json::to_string(&data).unwrap());
+        assert_eq!(event_line(0.5, EventKind::Output, &data), expected, "newline at {at}");
+    }
+}
+
+#[test]
 fn event_times_are_microseconds_trimmed() {
     let time = |micros: u64| {
         let mut out = Vec::new();
