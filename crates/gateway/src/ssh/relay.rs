@@ -34,6 +34,13 @@ const TICK: Duration = Duration::from_millis(500);
 
 /// Output waiting from the node is joined into chunks of at most this (OpenSSH's packet size).
 const GATHER: usize = 32 * 1024;
+/// A terminal's chunk of output at least this large, with room for as much again, is bulk
+/// output (a build log, `cat` of a file): it waits up to [`LINGER`] for more to join it.
+/// A keystroke's echo, or a prompt, is smaller and goes on at once.
+const LINGER_FROM: usize = 1024;
+/// How long bulk output waits for more: a terminal shows nothing faster than its frame
+/// rate (~16 ms), and a pty on the node yields 4 KiB per read.
+const LINGER: Duration = Duration::from_millis(1);
 
 /// What the relay needs besides the two channels.
 pub struct Relay {
@@ -47,6 +54,10 @@ pub struct Relay {
     pub sftp: Option<SftpWatcher>,
     /// Longest the session may last.
     pub max_session: Option<Duration>,
+    /// The session has a terminal: its bulk output may linger (see [`LINGER`]). Other
+    /// sessions may carry a request-response protocol (git, rsync, SFTP), whose every
+    /// round trip would wait.
+    pub terminal: bool,
 }
 
 /// How the session ended.
@@ -107,6 +118,7 @@ pub async fn run(
         relay.live.set_recording(recording.mark());
     }
     let fail_closed = relay.gateway.config.recordings.fail_closed;
+    let terminal = relay.terminal;
     let taps = Arc::new(Mutex::new(Taps {
         recording: relay.recording,
         recording_failed: false,
@@ -169,9 +181,12 @@ pub async fn run(
                 let mut ended = false;
                 // A message taken while gathering output, handled next.
                 let mut next = None;
+                // The node's stream ended while output lingered: send that, then stop.
+                let mut drained = false;
                 loop {
                     let msg = match next.take() {
                         Some(msg) => msg,
+                        None if drained => break,
                         None => match node_rx.wait().await {
                             Some(msg) => msg,
                             None => break,
@@ -179,8 +194,10 @@ pub async fn run(
                     };
                     let sent = match msg {
                         ChannelMsg::Data { data } => {
-                            let waiting = || node_rx.wait().now_or_never().flatten();
-                            let data = gather(data, waiting, &mut next);
+                            let mut data = gather(data, || node_rx.ready(), &mut next);
+                            if terminal && next.is_none() && lingers(data.len()) {
+                                (data, drained) = linger(data, &mut node_rx, &mut next).await;
+                            }
                             live.output(&data);
                             let events = tap(&taps, |t| {
                                 t.record(&wake, |r| r.output(&data));
@@ -298,26 +315,104 @@ pub async fn run(
 /// there; one that does not join is left in `next`.
 fn gather(
     first: bytes::Bytes,
-    mut waiting: impl FnMut() -> Option<ChannelMsg>,
+    waiting: impl FnMut() -> Option<ChannelMsg>,
     next: &mut Option<ChannelMsg>,
 ) -> bytes::Bytes {
-    if first.len() >= GATHER {
-        return first;
+    let mut chunk = Chunk::new(first);
+    chunk.join(waiting, next);
+    chunk.into_bytes()
+}
+
+/// Output being joined: copied only once something joins it.
+struct Chunk {
+    first: bytes::Bytes,
+    joined: Option<bytes::BytesMut>,
+}
+
+impl Chunk {
+    fn new(first: bytes::Bytes) -> Chunk {
+        Chunk { first, joined: None }
     }
-    let mut joined: Option<bytes::BytesMut> = None;
-    while let Some(msg) = waiting() {
-        let so_far = joined.as_ref().map_or(first.len(), |j| j.len());
-        match msg {
-            ChannelMsg::Data { data } if so_far + data.len() <= GATHER => {
-                joined.get_or_insert_with(|| bytes::BytesMut::from(first.as_ref())).extend_from_slice(&data);
-            }
-            other => {
-                *next = Some(other);
-                break;
+
+    fn len(&self) -> usize {
+        self.joined.as_ref().map_or(self.first.len(), |j| j.len())
+    }
+
+    /// Joins the output `waiting` gives while it fits; the first message that does not
+    /// (output past [`GATHER`], or anything else) is left in `next`.
+    fn join(&mut self, mut waiting: impl FnMut() -> Option<ChannelMsg>, next: &mut Option<ChannelMsg>) {
+        if self.len() >= GATHER {
+            return;
+        }
+        while let Some(msg) = waiting() {
+            match msg {
+                ChannelMsg::Data { data } if self.len() + data.len() <= GATHER => {
+                    let first = &self.first;
+                    self.joined.get_or_insert_with(|| bytes::BytesMut::from(first.as_ref())).extend_from_slice(&data);
+                }
+                other => {
+                    *next = Some(other);
+                    break;
+                }
             }
         }
     }
-    joined.map_or(first, bytes::BytesMut::freeze)
+
+    fn into_bytes(self) -> bytes::Bytes {
+        self.joined.map_or(self.first, bytes::BytesMut::freeze)
+    }
+}
+
+/// Whether a chunk of output is bulk output worth waiting for more behind.
+fn lingers(len: usize) -> bool {
+    (LINGER_FROM..=GATHER / 2).contains(&len)
+}
+
+/// Waits up to [`LINGER`] for more output to join `data` (up to [`GATHER`]): bulk output
+/// arrives from the node a pty read at a time, and each chunk costs the user's side a
+/// packet, a write and a wake-up. Stops early at anything but output that fits, which is
+/// left in `next`; true once the node's stream has ended.
+async fn linger(
+    data: bytes::Bytes,
+    node: &mut impl NodeMessages,
+    next: &mut Option<ChannelMsg>,
+) -> (bytes::Bytes, bool) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut chunk = Chunk::new(data);
+    let mut ended = false;
+    while next.is_none() && chunk.len() < GATHER {
+        let msg = tokio::select! {
+            // What has arrived joins, even if the deadline passed meanwhile.
+            biased;
+            msg = node.wait() => msg,
+            () = tokio::time::sleep_until(deadline) => break,
+        };
+        let Some(msg) = msg else {
+            ended = true;
+            break;
+        };
+        let mut arrived = Some(msg);
+        chunk.join(|| arrived.take().or_else(|| node.ready()), next);
+    }
+    (chunk.into_bytes(), ended)
+}
+
+/// The node's messages, as the relay reads them (a trait so the tests can feed them).
+trait NodeMessages: Send {
+    /// The next message; `None` once the stream has ended.
+    fn wait(&mut self) -> impl Future<Output = Option<ChannelMsg>> + Send;
+    /// The next message if one is already there.
+    fn ready(&mut self) -> Option<ChannelMsg>;
+}
+
+impl NodeMessages for ChannelReadHalf {
+    fn wait(&mut self) -> impl Future<Output = Option<ChannelMsg>> + Send {
+        ChannelReadHalf::wait(self)
+    }
+
+    fn ready(&mut self) -> Option<ChannelMsg> {
+        ChannelReadHalf::wait(self).now_or_never().flatten()
+    }
 }
 
 fn tap<T>(taps: &Mutex<Taps>, f: impl FnOnce(&mut Taps) -> T) -> T {
@@ -361,6 +456,80 @@ mod tests {
         let mut next = None;
         let joined = gather(Bytes::copy_from_slice(first), || queue.pop_front(), &mut next);
         (joined, next, queue.len())
+    }
+
+    /// The node's side, fed by the test.
+    struct Fed(tokio::sync::mpsc::UnboundedReceiver<ChannelMsg>);
+
+    impl NodeMessages for Fed {
+        fn wait(&mut self) -> impl Future<Output = Option<ChannelMsg>> + Send {
+            self.0.recv()
+        }
+
+        fn ready(&mut self) -> Option<ChannelMsg> {
+            self.0.try_recv().ok()
+        }
+    }
+
+    fn bulk(byte: u8, len: usize) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    #[test]
+    fn only_bulk_output_with_room_behind_it_lingers() {
+        assert!(!lingers(1), "a keystroke's echo waits for nothing");
+        assert!(!lingers(LINGER_FROM - 1));
+        assert!(lingers(LINGER_FROM) && lingers(4096) && lingers(GATHER / 2));
+        assert!(!lingers(GATHER / 2 + 1), "a chunk with no room for as much again goes on");
+    }
+
+    #[tokio::test]
+    async fn lingering_joins_output_that_arrives_and_stops_at_anything_else() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut node = Fed(rx);
+        let sender = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(ChannelMsg::Data { data: bulk(b'b', 4096) }).unwrap();
+            tx.send(ChannelMsg::Data { data: bulk(b'c', 4096) }).unwrap();
+            tx.send(ChannelMsg::Eof).unwrap();
+            tx.send(ChannelMsg::Data { data: bulk(b'd', 1) }).unwrap();
+            tx
+        });
+        let mut next = None;
+        let (chunk, ended) = linger(bulk(b'a', 4096), &mut node, &mut next).await;
+        let _tx = sender.await.unwrap();
+        let expected: Vec<u8> = [bulk(b'a', 4096), bulk(b'b', 4096), bulk(b'c', 4096)].concat();
+        assert_eq!((chunk.as_ref(), ended), (expected.as_slice(), false));
+        assert!(matches!(next, Some(ChannelMsg::Eof)), "{next:?}");
+        assert!(matches!(node.ready(), Some(ChannelMsg::Data { ref data }) if data.as_ref() == b"d"));
+    }
+
+    #[tokio::test]
+    async fn lingering_never_passes_a_full_chunk_and_keeps_what_does_not_fit() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..5 {
+            tx.send(ChannelMsg::Data { data: bulk(b'x', 8192) }).unwrap();
+        }
+        let mut next = None;
+        let (chunk, ended) = linger(bulk(b'a', 4096), &mut Fed(rx), &mut next).await;
+        assert_eq!((chunk.len(), ended), (4096 + 3 * 8192, false));
+        assert!(matches!(next, Some(ChannelMsg::Data { ref data }) if data.len() == 8192), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn lingering_ends_at_its_deadline_or_with_the_stream() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut node = Fed(rx);
+        let mut next = None;
+        let started = std::time::Instant::now();
+        let (chunk, ended) = linger(bulk(b'a', 2048), &mut node, &mut next).await;
+        assert!(started.elapsed() >= LINGER, "returned before its deadline: {:?}", started.elapsed());
+        assert_eq!((chunk.len(), ended, next.is_none()), (2048, false, true));
+        // The stream ends behind more output: that output is joined and the end reported.
+        tx.send(ChannelMsg::Data { data: bulk(b'b', 10) }).unwrap();
+        drop(tx);
+        let (chunk, ended) = linger(bulk(b'a', 2048), &mut node, &mut next).await;
+        assert_eq!((chunk.len(), ended, next.is_none()), (2058, true, true));
     }
 
     #[test]

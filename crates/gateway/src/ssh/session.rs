@@ -201,6 +201,7 @@ pub async fn prepare(gateway: &Arc<Gateway>, request: Request<'_>) -> anyhow::Re
         recording,
         sftp: matches!(request.start, Start::Subsystem(_)).then(SftpWatcher::new),
         max_session: grant.max_session(),
+        terminal: request.pty.is_some(),
     };
     Ok(Ok(Opened { relay, live, node_channel, node_session }))
 }
