@@ -7,7 +7,7 @@
 //! At nice 19 the kernel gives such a thread about 1/70 of a core's share while relays
 //! want the CPU, and all of whatever is idle.
 //!
-//! The crate's one exception to `forbid(unsafe_code)`: setting a thread's priority is FFI.
+//! The crate's one exception to `deny(unsafe_code)`: setting a thread's priority is FFI.
 #![allow(unsafe_code)]
 
 use anyhow::Context;

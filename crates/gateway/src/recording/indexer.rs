@@ -3,8 +3,8 @@
 //!
 //! Each pass walks the recordings not yet fully indexed, oldest first, in pages; a
 //! page's file reading and terminal emulation run on a thread at the lowest CPU priority
-//! (`crate::background`: relays go first), then the page's
-//! results are stored in one transaction together with each recording's new offset.
+//! (`crate::background`: relays go first), then the page's results are stored in one
+//! transaction together with each recording's new offset.
 //! A crash loses at most the uncommitted page, which the next start redoes from the
 //! stored offsets; listing and playing a recording never depend on its index.
 

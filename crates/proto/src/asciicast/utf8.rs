@@ -59,13 +59,21 @@ impl Utf8Decoder {
     }
 
     fn decode(&mut self, bytes: &[u8], out: &mut String) {
-        // Mostly it is all valid: the standard validator takes ASCII a word at a time,
-        // where walking the chunks goes byte by byte.
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            out.push_str(text);
-            return;
+        // Mostly it is all valid, or valid but for a character cut off at the end: the
+        // standard validator takes ASCII a word at a time, where walking the chunks goes
+        // byte by byte, so only what follows the valid start is walked.
+        let valid = match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                out.push_str(text);
+                return;
+            }
+            Err(error) => error.valid_up_to(),
+        };
+        let (head, rest) = bytes.split_at(valid);
+        if let Ok(head) = std::str::from_utf8(head) {
+            out.push_str(head);
         }
-        let mut chunks = bytes.utf8_chunks().peekable();
+        let mut chunks = rest.utf8_chunks().peekable();
         while let Some(chunk) = chunks.next() {
             out.push_str(chunk.valid());
             let invalid = chunk.invalid();
